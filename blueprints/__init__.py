@@ -1,0 +1,1 @@
+"""Feature plugins. Each package exposes one `plugin` object; config.PLUGINS says which ones load."""

@@ -1,0 +1,63 @@
+from marshmallow import fields, validate, validates_schema, ValidationError
+
+from pawmanity.models import ROLES
+from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+
+
+class AdminUserOut(Schema):
+    id = fields.String(required=True)
+    email = fields.String(required=True)
+    full_name = fields.String(required=True)
+    role = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    timezone = fields.String(required=True)
+    created_at = UTCDateTime(required=True)
+    updated_at = UTCDateTime(required=True)
+    last_login_at = UTCDateTime(allow_none=True)
+
+
+class UserListQuery(PageQuery):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    active = fields.Boolean()
+    q = fields.String(validate=validate.Length(min=1, max=100), metadata={"description": "Search e-mail and name"})
+
+
+class AdminUserCreateIn(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+
+
+class AdminUserUpdateIn(Schema):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    active = fields.Boolean()
+
+    @validates_schema
+    def not_empty(self, data, **kwargs):
+        if not data:
+            raise ValidationError("Send role, active or both.")
+
+
+class AuditEventOut(Schema):
+    id = fields.Integer(required=True)
+    occurred_at = UTCDateTime(required=True)
+    actor_id = fields.String(allow_none=True)
+    actor_role = fields.String(allow_none=True)
+    action = fields.String(required=True)
+    object_type = fields.String(allow_none=True)
+    object_id = fields.String(allow_none=True)
+    outcome = fields.String(required=True)
+    ip = fields.String(allow_none=True)
+    detail = fields.Dict(allow_none=True)
+    prev_hash = fields.String(required=True)
+    hash = fields.String(required=True)
+
+
+class AuditQuery(PageQuery):
+    actor_id = fields.UUID()
+    action = fields.String(validate=validate.Length(max=64))
+    object_type = fields.String(validate=validate.Length(max=32))
+    object_id = fields.String(validate=validate.Length(max=64))
+    since = UTCDateTime(data_key="from")
+    until = UTCDateTime(data_key="to")

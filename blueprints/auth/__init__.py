@@ -1,0 +1,13 @@
+"""Registration, sign-in, token refresh and rotation, sign-out, and the caller's own account."""
+
+from pawmanity.extensions import api
+from pawmanity.plugins import Plugin
+
+
+def register(app):
+    from blueprints.auth.routes import blp
+
+    api.register_blueprint(blp)
+
+
+plugin = Plugin(name="auth", register=register)

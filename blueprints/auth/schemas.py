@@ -1,0 +1,46 @@
+from marshmallow import fields, validate
+
+from pawmanity.models import SELF_SERVICE_ROLES
+from pawmanity.schemas import Schema, UTCDateTime
+
+# Generous caps stop absurd bodies early; the password policy (8..128) is the service's to explain.
+Password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+
+
+class RegisterIn(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = Password
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = fields.String(required=True, validate=validate.OneOf(SELF_SERVICE_ROLES))
+    timezone = fields.String(load_default="UTC", validate=validate.Length(max=64),
+                             metadata={"description": "IANA timezone name, e.g. Europe/Paris"})
+
+
+class LoginIn(Schema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = Password
+
+
+class TokenPairOut(Schema):
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "Bearer"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Access token lifetime in seconds"})
+
+
+class UserOut(Schema):
+    id = fields.String(required=True)
+    email = fields.String(required=True)
+    full_name = fields.String(required=True)
+    role = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    timezone = fields.String(required=True)
+    created_at = UTCDateTime(required=True)
+    last_login_at = UTCDateTime(allow_none=True)
+
+
+class MeUpdateIn(Schema):
+    full_name = fields.String(validate=validate.Length(min=1, max=200))
+    timezone = fields.String(validate=validate.Length(min=1, max=64))
+    current_password = fields.String(validate=validate.Length(max=1024), load_only=True)
+    new_password = fields.String(validate=validate.Length(min=1, max=1024), load_only=True)

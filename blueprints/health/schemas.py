@@ -1,0 +1,13 @@
+from marshmallow import fields
+
+from pawmanity.schemas import Schema
+
+
+class HealthOut(Schema):
+    status = fields.String(required=True, metadata={"example": "ok"})
+
+
+class ReadyOut(Schema):
+    status = fields.String(required=True, metadata={"description": "ready, or unavailable"})
+    checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                         metadata={"description": "Each dependency: ok, or what failed"})

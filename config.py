@@ -1,0 +1,142 @@
+"""PAWMANITY settings.
+
+Every production setting comes from the environment (DATABASE_URL, MONGO_URI, REDIS_URL, SMTP_*); with none of them
+set the service runs on its embedded defaults: a SQLite file, an on-disk document store, in-process Socket.IO and
+Celery, and mail written to a local outbox folder.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_PATH = Path(os.environ.get("PAWMANITY_INSTANCE_DIR", BASE_DIR / "instance"))
+
+# Plugins load in this order; a third-party plugin joins by naming its dotted path.
+DEFAULT_PLUGINS = ("blueprints.health", "blueprints.auth", "blueprints.admin")
+
+
+def _env_list(name, default):
+    raw = os.environ.get(name)
+    if raw is None:
+        return tuple(default)
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _env_int(name, default):
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def database_url():
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return f"sqlite:///{INSTANCE_PATH / 'pawmanity.sqlite3'}"
+    # Heroku-style and bare postgres:// URLs mean psycopg 3 here.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
+    INSTANCE_DIR = str(INSTANCE_PATH)
+    PLUGINS = _env_list("PAWMANITY_PLUGINS", DEFAULT_PLUGINS)
+    ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "gevent")
+    TRUSTED_PROXIES = _env_int("PAWMANITY_TRUSTED_PROXIES", 0)
+
+    # Relational data
+    SQLALCHEMY_DATABASE_URI = database_url()
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_TRACK_MODIFICATIONS = False
+
+    # Document store: mongodb:// -> pymongo; unset -> embedded on-disk store
+    MONGO_URI = os.environ.get("MONGO_URI") or f"montydb://{INSTANCE_PATH / 'docstore'}"
+    MONGO_DB_NAME = os.environ.get("MONGO_DB_NAME", "pawmanity")
+
+    # Redis: Socket.IO message queue, token blocklist, rate-limit storage, Celery broker
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "pawmanity:")
+
+    # Tokens. The algorithm is pinned for both signing and verifying.
+    JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY") or SECRET_KEY
+    JWT_ALGORITHM = "HS256"
+    JWT_DECODE_ALGORITHMS = ["HS256"]
+    JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
+    JWT_REFRESH_TOKEN_EXPIRES = timedelta(days=_env_int("PAWMANITY_REFRESH_DAYS", 30))
+    JWT_TOKEN_LOCATION = ["headers"]
+    JWT_ERROR_MESSAGE_KEY = "detail"
+
+    # Passwords: argon2id at or above OWASP's minimum (m=19 MiB, t=2, p=1)
+    ARGON2_MEMORY_KIB = _env_int("PAWMANITY_ARGON2_MEMORY_KIB", 19 * 1024)
+    ARGON2_TIME_COST = _env_int("PAWMANITY_ARGON2_TIME_COST", 2)
+    ARGON2_PARALLELISM = 1
+
+    # Rate limits (Flask-Limiter); storage follows REDIS_URL
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    LOGIN_RATE_LIMIT = os.environ.get("PAWMANITY_LOGIN_RATE_LIMIT", "10 per minute")
+
+    # Request bodies: JSON endpoints are small; upload endpoints raise their own limit.
+    MAX_CONTENT_LENGTH = _env_int("PAWMANITY_MAX_JSON_BYTES", 1024 * 1024)
+
+    # Mail: SMTP when MAIL_SERVER is set, otherwise files in a local outbox folder
+    MAIL_SERVER = os.environ.get("SMTP_HOST") or os.environ.get("MAIL_SERVER")
+    MAIL_PORT = _env_int("SMTP_PORT", 587)
+    MAIL_USERNAME = os.environ.get("SMTP_USERNAME")
+    MAIL_PASSWORD = os.environ.get("SMTP_PASSWORD")
+    MAIL_USE_TLS = os.environ.get("SMTP_STARTTLS", "true").lower() == "true"
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "PAWMANITY <no-reply@pawmanity.local>")
+    MAIL_OUTBOX_DIR = str(INSTANCE_PATH / "outbox")
+
+    # Celery: eager (in-process) unless a broker is configured
+    CELERY = {
+        "broker_url": REDIS_URL or "memory://",
+        "result_backend": None,
+        "task_always_eager": REDIS_URL is None,
+        "task_ignore_result": True,
+        "beat_schedule": {
+            "purge-expired-tokens": {"task": "pawmanity.tasks.purge_expired_tokens", "schedule": 3600.0},
+        },
+    }
+
+    # OpenAPI document and Swagger UI
+    API_TITLE = "PAWMANITY"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api"
+    OPENAPI_JSON_PATH = "v1/openapi.json"
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+
+    UPLOAD_DIR = str(BASE_DIR / "uploads")
+
+
+class DevelopmentConfig(Config):
+    ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "threading")
+
+
+class ProductionConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    TESTING = True
+    ASYNC_MODE = "threading"
+    SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+    JWT_SECRET_KEY = SECRET_KEY
+    # Cheaper hashing keeps the suite quick; the production parameters have their own test.
+    ARGON2_MEMORY_KIB = 1024
+    ARGON2_TIME_COST = 1
+    LOGIN_RATE_LIMIT = "1000 per minute"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    MONGO_URI = "mongomock://"
+    CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}

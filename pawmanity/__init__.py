@@ -1,0 +1,73 @@
+"""PAWMANITY: telemedicine for people and animals. The application factory."""
+
+import logging
+import os
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config import CONFIGS
+from pawmanity import models  # noqa: F401  (every model registered before migrations look)
+from pawmanity.api import require_json_bodies
+from pawmanity.cli import register_commands
+from pawmanity.errors import register_error_handlers
+from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
+from pawmanity.metrics import init_metrics
+from pawmanity.plugins import load_plugins
+from pawmanity.security import register_jwt_callbacks
+from pawmanity.tasks import celery_init_app
+
+ASYNC_MODES = ("gevent", "eventlet", "threading")
+
+
+def create_app(config_name=None, *, plugins=None, settings=None):
+    """Build the app. `plugins` overrides the PLUGINS list; `settings` overrides single config keys (tests)."""
+    app = Flask(__name__)
+    configure(app, config_name, settings)
+    register_extensions(app)
+    register_error_handlers(app)
+    register_request_hooks(app)
+    load_plugins(app, app.config["PLUGINS"] if plugins is None else plugins)
+    register_commands(app)
+    return app
+
+
+def configure(app, config_name, settings):
+    config_name = config_name or os.environ.get("PAWMANITY_CONFIG", "production")
+    app.config.from_object(CONFIGS[config_name])
+    app.config.update(settings or {})
+    if app.config["ASYNC_MODE"] not in ASYNC_MODES:
+        raise RuntimeError(f"PAWMANITY_ASYNC_MODE must be one of {ASYNC_MODES}")
+    if app.config["TRUSTED_PROXIES"]:
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
+    app.logger.setLevel(logging.INFO)
+    # The embedded default keeps its SQLite file, document store and outbox here.
+    os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+
+
+def register_extensions(app):
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"),
+                     render_as_batch=True, compare_type=True)
+    jwt.init_app(app)
+    register_jwt_callbacks()
+    limiter.init_app(app)
+    mail.init_app(app)
+    docstore.init_app(app)
+    redis_client.init_app(app)
+    api.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode=app.config["ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS", []),
+        logger=False,
+        engineio_logger=False,
+    )
+    celery_init_app(app)
+    init_metrics(app)
+
+
+def register_request_hooks(app):
+    app.before_request(require_json_bodies)

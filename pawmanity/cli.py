@@ -1,0 +1,65 @@
+"""`flask` commands: create an admin, load demo data, verify the audit chain, purge expired tokens."""
+
+import os
+
+import click
+from flask.cli import AppGroup
+
+from pawmanity.services import accounts, audit, demo, tokens
+from pawmanity.services.actor import Actor
+
+CLI_ACTOR = Actor(role="system", ip="cli")
+
+
+@click.command("create-admin")
+@click.argument("email")
+@click.option("--name", "full_name", default="Administrator", show_default=True)
+def create_admin(email, full_name):
+    """Create an admin (or promote an existing account). Idempotent.
+
+    The password comes from PAWMANITY_ADMIN_PASSWORD, or is prompted for.
+    """
+    password = os.environ.get("PAWMANITY_ADMIN_PASSWORD") or click.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    user, created = accounts.ensure_admin(email=email, password=password, full_name=full_name, actor=CLI_ACTOR)
+    click.echo(f"{'Created' if created else 'Already present:'} admin {user.email} ({user.id})")
+
+
+demo_cli = AppGroup("demo", help="Demonstration data.")
+
+
+@demo_cli.command("load")
+def demo_load():
+    """Load a vet clinic and a human clinic with doctors, owners and patients (idempotent)."""
+    summary = demo.load(actor=CLI_ACTOR)
+    for line in summary:
+        click.echo(line)
+
+
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+
+@audit_cli.command("verify")
+def audit_verify():
+    """Walk the hash chain; exit 1 if any row was altered, removed or inserted."""
+    checked, broken_id, reason = audit.verify_chain()
+    if broken_id is not None:
+        click.echo(f"audit chain BROKEN at row {broken_id}: {reason} ({checked} rows verified before it)", err=True)
+        raise SystemExit(1)
+    click.echo(f"audit chain intact: {checked} rows verified")
+
+
+tokens_cli = AppGroup("tokens", help="Sign-in tokens.")
+
+
+@tokens_cli.command("purge")
+def tokens_purge():
+    """Delete expired refresh tokens and blocklist rows."""
+    refresh, revoked = tokens.purge_expired()
+    click.echo(f"purged {refresh} refresh tokens and {revoked} blocklist rows")
+
+
+def register_commands(app):
+    for command in (create_admin, demo_cli, audit_cli, tokens_cli):
+        app.cli.add_command(command)

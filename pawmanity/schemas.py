@@ -1,0 +1,62 @@
+"""Shared marshmallow building blocks: strict input, UTC output, the problem body, pages."""
+
+from datetime import timezone
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+
+class Schema(ma.Schema):
+    """Unknown fields are refused, never silently dropped."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """Inputs must carry an offset (naive -> 422); outputs are UTC with a trailing Z."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is None:  # stored UTC without tzinfo (SQLite)
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, the body of every error response."""
+
+    type = fields.String(metadata={"description": "URI naming the kind of problem"})
+    title = fields.String(metadata={"description": "HTTP status phrase"})
+    status = fields.Integer()
+    detail = fields.String(metadata={"description": "A sentence for humans"})
+    code = fields.String(metadata={"description": "Stable machine-readable code, e.g. slot_taken"})
+    errors = fields.Dict(
+        keys=fields.String(), values=fields.Raw(),
+        metadata={"description": "Validation messages per field (422 only)"},
+    )
+
+
+class PageQuery(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+_page_schemas = {}
+
+
+def page_of(item_schema):
+    """The list envelope {items, page, per_page, total} around one item schema (one class per item schema)."""
+    name = f"{item_schema.__name__.removesuffix('Schema').removesuffix('Out')}Page"
+    if name not in _page_schemas:
+        _page_schemas[name] = Schema.from_dict(
+            {
+                "items": fields.List(fields.Nested(item_schema), required=True),
+                "page": fields.Integer(required=True),
+                "per_page": fields.Integer(required=True),
+                "total": fields.Integer(required=True),
+            },
+            name=name,
+        )
+    return _page_schemas[name]
