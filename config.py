@@ -58,6 +58,8 @@ class Config:
     # Redis: Socket.IO message queue, token blocklist, rate-limit storage, Celery broker
     REDIS_URL = os.environ.get("REDIS_URL") or None
     REDIS_KEY_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "pawmanity:")
+    SOCKETIO_MESSAGE_QUEUE = REDIS_URL
+    SOCKETIO_CORS_ORIGINS = _env_list("PAWMANITY_CORS_ORIGINS", ())
 
     # Tokens. The algorithm is pinned for both signing and verifying.
     JWT_SECRET_KEY = os.environ.get("JWT_SECRET_KEY") or SECRET_KEY
@@ -76,6 +78,7 @@ class Config:
     # Rate limits (Flask-Limiter); storage follows REDIS_URL
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_KEY_PREFIX = "pawmanity"
     LOGIN_RATE_LIMIT = os.environ.get("PAWMANITY_LOGIN_RATE_LIMIT", "10 per minute")
 
     # Request bodies: JSON endpoints are small; upload endpoints raise their own limit.

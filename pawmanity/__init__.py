@@ -60,8 +60,9 @@ def register_extensions(app):
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS", []),
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        # None means same-origin only; an empty list would switch the origin check off.
+        cors_allowed_origins=list(app.config["SOCKETIO_CORS_ORIGINS"]) or None,
         logger=False,
         engineio_logger=False,
     )

@@ -1,0 +1,168 @@
+"""Fixtures that let tests read as stories: `alice = gen_user(role="patient")`; `client.get(..., headers=auth(alice))`.
+
+The database is PostgreSQL when TEST_DATABASE_URL or DATABASE_URL names one (CI), else SQLite files; Redis is used
+when REDIS_URL is set. The header of the run says which.
+"""
+
+import os
+import shutil
+import uuid
+from itertools import count
+
+import mongomock
+import psycopg
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from pawmanity import create_app
+from pawmanity.extensions import db
+from pawmanity.models import User
+from pawmanity.services import docstore as docstore_module
+from pawmanity.services import passwords, tokens
+from pawmanity.services.actor import Actor
+from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL
+
+# The in-memory pymongo double is a test-only backend of the document-store seam.
+docstore_module.BACKENDS["mongomock"] = lambda uri: mongomock.MongoClient(tz_aware=True)
+
+
+
+def pytest_report_header(config):
+    database = "PostgreSQL " + make_url(SERVER_DATABASE_URL).render_as_string(hide_password=True) \
+        if SERVER_DATABASE_URL else "SQLite (embedded; set TEST_DATABASE_URL for PostgreSQL)"
+    redis = f"Redis {REDIS_URL}" if REDIS_URL else "no Redis (database blocklist, in-memory rate limits)"
+    return [f"pawmanity database: {database}", f"pawmanity redis: {redis}"]
+
+
+def psycopg_url(url):
+    return make_url(url).set(drivername="postgresql+psycopg")
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory):
+    """A migrated database for the session: a fresh PostgreSQL database, or a SQLite template file."""
+    if SERVER_DATABASE_URL:
+        server = psycopg_url(SERVER_DATABASE_URL)
+        name = f"pawmanity_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = server.set(database=name).render_as_string(hide_password=False)
+        migrate_to_head(url)
+        yield {"dialect": "postgresql", "url": url, "admin_dsn": admin_dsn, "name": name}
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    else:
+        template = tmp_path_factory.mktemp("db") / "template.sqlite3"
+        migrate_to_head(f"sqlite:///{template}")
+        yield {"dialect": "sqlite", "template": template}
+
+
+def migrate_to_head(url):
+    app = create_app("testing", plugins=(), settings={"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+_app_numbers = count()
+
+
+@pytest.fixture
+def make_app(database, tmp_path):
+    """Build apps on the test database; every app of a test shares its data. Tables are emptied afterwards."""
+    if database["dialect"] == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copy(database["template"], path)
+        url = f"sqlite:///{path}"
+    else:
+        url = database["url"]
+    built = []
+    prefix = f"pawmanity-test:{os.getpid()}:{next(_app_numbers)}:"
+
+    def build(plugins=None, **settings):
+        base = {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "INSTANCE_DIR": str(tmp_path / "instance"),
+            "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
+            "UPLOAD_DIR": str(tmp_path / "uploads"),
+            "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": prefix,
+            "RATELIMIT_STORAGE_URI": REDIS_URL or "memory://",
+            "RATELIMIT_KEY_PREFIX": prefix,
+            "SOCKETIO_MESSAGE_QUEUE": None,
+        }
+        app = create_app("testing", plugins=plugins, settings={**base, **settings})
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    if database["dialect"] == "postgresql" and built:
+        empty_tables(built[0])
+
+
+def empty_tables(app):
+    with app.app_context():
+        names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            # TRUNCATE is not a row-level DELETE, so the audit table's append-only trigger does not object.
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    app = make_app()
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def gen_user(app):
+    """gen_user(role="doctor", email=..., active=False) -> a committed User whose password is PASSWORD."""
+    numbers = count(1)
+    password_hash = passwords.hash_password(PASSWORD)
+
+    def make(role="patient", *, email=None, full_name=None, active=True):
+        n = next(numbers)
+        user = User(email=email or f"{role}{n}-{uuid.uuid4().hex[:6]}@example.com",
+                    full_name=full_name or f"Test {role.title()} {n}", role=role, active=active,
+                    password_hash=password_hash)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def tokens_for(app):
+    """tokens_for(user) -> the token pair a fresh sign-in would give."""
+
+    def issue(user):
+        pair = tokens.issue_session(user, Actor(ip="127.0.0.1"))
+        db.session.commit()
+        return pair
+
+    return issue
+
+
+@pytest.fixture
+def auth(tokens_for):
+    """auth(user) -> headers carrying a fresh access token for that user."""
+
+    def headers(user):
+        return {"Authorization": f"Bearer {tokens_for(user)['access_token']}"}
+
+    return headers

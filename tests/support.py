@@ -1,0 +1,29 @@
+"""Shared test helpers (fixtures live in conftest.py)."""
+
+import os
+
+import pytest
+
+SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+REDIS_URL = os.environ.get("REDIS_URL")
+ON_POSTGRES = bool(SERVER_DATABASE_URL)
+PASSWORD = "a sound passphrase"
+
+postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (set TEST_DATABASE_URL)")
+redis_only = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (set REDIS_URL)")
+
+
+def assert_problem(response, status, code=None):
+    """Every error has one shape: RFC 9457 problem details with our machine-readable code."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].startswith("urn:pawmanity:problem:")
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
