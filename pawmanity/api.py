@@ -7,6 +7,7 @@ import flask_smorest
 from flask import request, send_from_directory
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
 from pawmanity.errors import PROBLEM_MIMETYPE, Forbidden
@@ -54,7 +55,15 @@ def _swagger_ui_asset(filename):
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
 
+class StrictParser(FlaskParser):
+    """Unknown query parameters are refused like unknown body fields (webargs would drop them silently)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
+
+
 class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictParser()
+
     def auth_required(self, *roles):
         """Require a valid access token (401) and, when roles are named, one of them (403).
 

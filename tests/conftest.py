@@ -13,7 +13,6 @@ import mongomock
 import psycopg
 import pytest
 from flask_migrate import upgrade
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from pawmanity import create_app
@@ -104,16 +103,15 @@ def make_app(database, tmp_path):
             db.session.remove()
             db.engine.dispose()
     if database["dialect"] == "postgresql" and built:
-        empty_tables(built[0])
+        empty_tables(database["url"])
 
 
-def empty_tables(app):
-    with app.app_context():
-        names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            # TRUNCATE is not a row-level DELETE, so the audit table's append-only trigger does not object.
-            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        db.engine.dispose()
+def empty_tables(url):
+    names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        # TRUNCATE is not a row-level DELETE, so the audit table's append-only trigger does not object.
+        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

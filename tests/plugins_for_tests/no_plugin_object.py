@@ -1,0 +1,1 @@
+"""A module named in PLUGINS that forgot to expose `plugin`."""

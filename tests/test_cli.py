@@ -1,0 +1,61 @@
+"""`flask` commands."""
+
+from sqlalchemy import func, select
+
+from pawmanity.extensions import db
+from pawmanity.models import RefreshToken, RevokedToken, User, utcnow
+from pawmanity.services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+
+
+def test_create_admin_is_idempotent_and_reads_the_password_from_the_environment(app, client, monkeypatch):
+    monkeypatch.setenv("PAWMANITY_ADMIN_PASSWORD", "root of all trust")
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["create-admin", "Root@Clinic.example"])
+    second = runner.invoke(args=["create-admin", "root@clinic.example"])
+    assert first.exit_code == 0 and "Created admin root@clinic.example" in first.output
+    assert second.exit_code == 0 and "Already present" in second.output
+    assert db.session.scalar(select(func.count()).select_from(User).where(User.role == "admin")) == 1
+    login = client.post("/api/v1/auth/login", json={"email": "root@clinic.example", "password": "root of all trust"})
+    assert login.status_code == 200
+
+
+def test_create_admin_prompts_when_no_password_is_set(app, monkeypatch):
+    monkeypatch.delenv("PAWMANITY_ADMIN_PASSWORD", raising=False)
+    result = app.test_cli_runner().invoke(args=["create-admin", "a@clinic.example"],
+                                          input="prompted passphrase\nprompted passphrase\n")
+    assert result.exit_code == 0, result.output
+    assert db.session.scalar(select(User.role).where(User.email == "a@clinic.example")) == "admin"
+
+
+def test_create_admin_refuses_a_weak_password(app, monkeypatch):
+    monkeypatch.setenv("PAWMANITY_ADMIN_PASSWORD", "password")
+    result = app.test_cli_runner().invoke(args=["create-admin", "weak@clinic.example"])
+    assert result.exit_code != 0
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_demo_load_creates_both_clinics_once(app, client):
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["demo", "load"]).exit_code == 0
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code == 0 and "created" not in again.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == len(DEMO_ACCOUNTS)
+    email = DEMO_ACCOUNTS[0][0]
+    assert client.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).status_code == 200
+
+
+def test_purge_drops_only_expired_tokens(app, gen_user, tokens_for):
+    from datetime import timedelta
+
+    from pawmanity.tasks import purge_expired_tokens
+
+    tokens_for(gen_user())
+    long_ago = utcnow() - timedelta(days=90)
+    db.session.add(RevokedToken(key="jti:old", expires_at=long_ago))
+    db.session.add(RevokedToken(key="jti:live", expires_at=utcnow() + timedelta(minutes=5)))
+    db.session.commit()
+    # Runs the Celery task in-process (eager), as the embedded default does.
+    result = purge_expired_tokens.delay().get()
+    assert result == {"refresh_tokens": 0, "revoked_tokens": 1}
+    assert db.session.scalars(select(RevokedToken.key)).all() == ["jti:live"]
+    assert db.session.scalar(select(func.count()).select_from(RefreshToken)) == 1
