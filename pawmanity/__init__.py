@@ -57,6 +57,8 @@ def register_extensions(app):
     docstore.init_app(app)
     redis_client.init_app(app)
     api.init_app(app)
+    # Flask-SocketIO keeps options between init_app calls; a queue from an earlier app must not leak into this one.
+    socketio.server_options.pop("client_manager", None)
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],

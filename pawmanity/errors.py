@@ -38,12 +38,13 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail, *, code=None, errors=None, headers=None):
+    def __init__(self, detail, *, code=None, errors=None, headers=None, extra=None):
         super().__init__(detail)
         self.detail = detail
         self.code = code or self.code
         self.errors = errors
         self.headers = headers or {}
+        self.extra = extra or {}
 
 
 class InvalidInput(DomainError):
@@ -74,8 +75,11 @@ class ServiceUnavailable(DomainError):
     status, code = 503, "service_unavailable"
 
 
-def problem(status, *, detail=None, code=None, errors=None, headers=None):
-    """Build the one error response. `errors` maps field names to lists of messages (validation only)."""
+def problem(status, *, detail=None, code=None, errors=None, headers=None, extra=None):
+    """Build the one error response.
+
+    `errors` maps field names to lists of messages (validation only); `extra` adds RFC 9457 extension members.
+    """
     status = int(status)
     code = code or DEFAULT_CODES.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
     body = {
@@ -87,6 +91,7 @@ def problem(status, *, detail=None, code=None, errors=None, headers=None):
     }
     if errors:
         body["errors"] = errors
+    body.update(extra or {})
     response = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     for name, value in (headers or {}).items():
         if name.lower() != "content-type":
@@ -137,7 +142,8 @@ def _is_malformed_json(messages):
 
 
 def handle_domain_error(error):
-    return problem(error.status, detail=error.detail, code=error.code, errors=error.errors, headers=error.headers)
+    return problem(error.status, detail=error.detail, code=error.code, errors=error.errors, headers=error.headers,
+                   extra=error.extra)
 
 
 def handle_validation_error(error):

@@ -36,6 +36,10 @@ class ProblemSchema(Schema):
         keys=fields.String(), values=fields.Raw(),
         metadata={"description": "Validation messages per field (422 only)"},
     )
+    checks = fields.Dict(
+        keys=fields.String(), values=fields.String(),
+        metadata={"description": "Each dependency's state (GET /ready only)"},
+    )
 
 
 class PageQuery(Schema):

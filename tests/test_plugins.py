@@ -102,9 +102,9 @@ def test_ready_is_503_when_a_dependency_is_down(make_app, monkeypatch):
         raise ConnectionError("no route to MongoDB")
 
     monkeypatch.setattr(docstore, "ping", unreachable)
-    response = client.get("/api/v1/ready")
-    assert response.status_code == 503
-    assert response.get_json()["checks"]["document_store"] == "unavailable: ConnectionError"
+    body = assert_problem(client.get("/api/v1/ready"), 503, "not_ready")
+    assert body["checks"]["document_store"] == "unavailable: ConnectionError"
+    assert body["checks"]["database"] == "ok"
 
 
 def test_metrics_count_requests(client):

@@ -5,11 +5,13 @@ from pawmanity.schemas import Schema, UTCDateTime
 
 # Generous caps stop absurd bodies early; the password policy (8..128) is the service's to explain.
 Password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+# New passwords: the length rule is in the schema (and so in the OpenAPI document); the rest is the policy's.
+NewPassword = fields.String(required=True, validate=validate.Length(min=8, max=128), load_only=True)
 
 
 class RegisterIn(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = Password
+    password = NewPassword
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(required=True, validate=validate.OneOf(SELF_SERVICE_ROLES))
     timezone = fields.String(load_default="UTC", validate=validate.Length(max=64),
@@ -43,4 +45,4 @@ class MeUpdateIn(Schema):
     full_name = fields.String(validate=validate.Length(min=1, max=200))
     timezone = fields.String(validate=validate.Length(min=1, max=64))
     current_password = fields.String(validate=validate.Length(max=1024), load_only=True)
-    new_password = fields.String(validate=validate.Length(min=1, max=1024), load_only=True)
+    new_password = fields.String(validate=validate.Length(min=8, max=128), load_only=True)

@@ -2,6 +2,7 @@ from flask import current_app
 
 from blueprints.health.schemas import HealthOut, ReadyOut
 from pawmanity.api import API_PREFIX, Blueprint
+from pawmanity.errors import ServiceUnavailable
 from pawmanity.metrics import render_metrics
 from pawmanity.services import readiness
 
@@ -17,12 +18,16 @@ def health():
 
 @blp.route("/ready", methods=["GET"])
 @blp.response(200, ReadyOut)
-@blp.alt_response(503, schema=ReadyOut, description="A dependency is down")
+@blp.errors(503)
 def ready():
-    """Readiness: the database, the document store and (when configured) Redis answer."""
+    """Readiness: the database, the document store and (when configured) Redis answer.
+
+    When one does not, the answer is a 503 problem whose `checks` member says which.
+    """
     checks = readiness.check_dependencies()
-    ok = all(value == "ok" for value in checks.values())
-    return {"status": "ready" if ok else "unavailable", "checks": checks}, 200 if ok else 503
+    if any(state != "ok" for state in checks.values()):
+        raise ServiceUnavailable("A dependency is unavailable.", code="not_ready", extra={"checks": checks})
+    return {"status": "ready", "checks": checks}
 
 
 @blp.route("/metrics", methods=["GET"])

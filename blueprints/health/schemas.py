@@ -8,6 +8,6 @@ class HealthOut(Schema):
 
 
 class ReadyOut(Schema):
-    status = fields.String(required=True, metadata={"description": "ready, or unavailable"})
+    status = fields.String(required=True, metadata={"example": "ready"})
     checks = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
                          metadata={"description": "Each dependency: ok, or what failed"})
