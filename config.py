@@ -16,6 +16,9 @@ INSTANCE_PATH = Path(os.environ.get("PAWMANITY_INSTANCE_DIR", BASE_DIR / "instan
 DEFAULT_PLUGINS = ("blueprints.health", "blueprints.auth", "blueprints.admin")
 
 
+DEV_SECRET = "dev-only-secret-change-me"
+
+
 def _env_list(name, default):
     raw = os.environ.get(name)
     if raw is None:
@@ -40,7 +43,8 @@ def database_url():
 
 
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-secret-change-me")
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEV_SECRET)
+    REQUIRE_REAL_SECRETS = False
     INSTANCE_DIR = str(INSTANCE_PATH)
     PLUGINS = _env_list("PAWMANITY_PLUGINS", DEFAULT_PLUGINS)
     ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "gevent")
@@ -117,11 +121,11 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "threading")
+    pass
 
 
 class ProductionConfig(Config):
-    pass
+    REQUIRE_REAL_SECRETS = True
 
 
 class TestingConfig(Config):

@@ -23,6 +23,7 @@ The login rate limit is raised to 100000 per minute for the benchmark so that it
 """
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -199,10 +200,19 @@ def free_port():
         return sock.getsockname()[1]
 
 
+@functools.cache
+def gunicorn_extra_options():
+    """Gunicorn >= 27 opens a control socket under ~/.gunicorn, one path shared by every server: not wanted here."""
+    help_text = subprocess.run([str(VENV_BIN / "gunicorn"), "--help"], capture_output=True, text=True,
+                               timeout=30).stdout
+    return ["--no-control-socket"] if "--no-control-socket" in help_text else []
+
+
 def start_gunicorn(name, app_spec, *, cwd, env, log_dir):
     port = free_port()
     log_path = log_dir / f"{name}.log"
-    command = [str(VENV_BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"{HOST}:{port}", app_spec]
+    command = [str(VENV_BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"{HOST}:{port}",
+               *gunicorn_extra_options(), app_spec]
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C reaches only this script, which then stops the server in order.
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ import os
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import CONFIGS
+from config import CONFIGS, DEV_SECRET
 from pawmanity import models  # noqa: F401  (every model registered before migrations look)
 from pawmanity.api import require_json_bodies
 from pawmanity.cli import register_commands
@@ -14,6 +14,7 @@ from pawmanity.errors import register_error_handlers
 from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
 from pawmanity.metrics import init_metrics
 from pawmanity.plugins import load_plugins
+from pawmanity.realtime import AuthenticatedNamespace
 from pawmanity.security import register_jwt_callbacks
 from pawmanity.tasks import celery_init_app
 
@@ -36,6 +37,9 @@ def configure(app, config_name, settings):
     config_name = config_name or os.environ.get("PAWMANITY_CONFIG", "production")
     app.config.from_object(CONFIGS[config_name])
     app.config.update(settings or {})
+    if app.config["REQUIRE_REAL_SECRETS"] and DEV_SECRET in (app.config["SECRET_KEY"], app.config["JWT_SECRET_KEY"]):
+        raise RuntimeError("Set SECRET_KEY (and optionally JWT_SECRET_KEY) for production; tokens signed with the "
+                           "development secret could be forged by anyone who has read this code")
     if app.config["ASYNC_MODE"] not in ASYNC_MODES:
         raise RuntimeError(f"PAWMANITY_ASYNC_MODE must be one of {ASYNC_MODES}")
     if app.config["TRUSTED_PROXIES"]:
@@ -68,6 +72,8 @@ def register_extensions(app):
         logger=False,
         engineio_logger=False,
     )
+    # Every Socket.IO connection, even to the default namespace, must present a valid access token.
+    socketio.on_namespace(AuthenticatedNamespace("/"))
     celery_init_app(app)
     init_metrics(app)
 

@@ -82,6 +82,7 @@ def test_nothing_connects_at_import_or_in_create_app(tmp_path):
         MONGO_URI="mongodb://127.0.0.1:9/",
         PAWMANITY_INSTANCE_DIR=str(tmp_path),
         PAWMANITY_ASYNC_MODE="threading",
+        SECRET_KEY="a-production-secret-for-this-test-only-0123456789",
     )
     assert result.returncode == 0, result.stderr
     assert "'auth'" in result.stdout
@@ -111,3 +112,13 @@ def test_metrics_count_requests(client):
     client.get("/api/v1/health")
     text = client.get("/api/v1/metrics").get_data(as_text=True)
     assert 'pawmanity_http_requests_total{endpoint="/api/v1/health",method="GET",status="200"} 1.0' in text
+
+
+def test_production_refuses_the_development_secret(tmp_path):
+    code = "from pawmanity import create_app; create_app('production')"
+    env = {key: value for key, value in os.environ.items() if key not in ("SECRET_KEY", "JWT_SECRET_KEY")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                            cwd=os.path.dirname(os.path.dirname(__file__)),
+                            env={**env, "PAWMANITY_INSTANCE_DIR": str(tmp_path)})
+    assert result.returncode != 0
+    assert "Set SECRET_KEY" in result.stderr

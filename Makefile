@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` serves PAWMANITY on its embedded defaults, `make test` passes the tests.
+# Each creates the virtual environment and installs what it needs on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+HOST ?= 127.0.0.1
+PORT ?= 5000
+BIN := $(VENV)/bin
+
+export FLASK_APP := wsgi
+
+.PHONY: run test demo admin bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.run-deps
+
+run: $(VENV)/.run-deps
+	PAWMANITY_CONFIG=development $(BIN)/flask db upgrade
+	PAWMANITY_CONFIG=development $(BIN)/gunicorn -k gevent -w 1 -b $(HOST):$(PORT) wsgi:app
+
+test: $(VENV)/.test-deps
+	$(BIN)/python -m pytest
+
+demo: $(VENV)/.run-deps
+	PAWMANITY_CONFIG=development $(BIN)/flask db upgrade
+	PAWMANITY_CONFIG=development $(BIN)/flask demo load
+
+admin: $(VENV)/.run-deps
+	PAWMANITY_CONFIG=development $(BIN)/flask create-admin $(EMAIL)
+
+bench: $(VENV)/.test-deps
+	$(BIN)/python bench/auth_bench.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,119 @@
+"""The production ways of serving: gunicorn's gevent worker (default) and the opt-in eventlet mode.
+
+Each test starts a real server process on a free loopback port against the test database, then talks HTTP and
+Socket.IO (WebSocket transport) to it.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+import socketio as socketio_client
+
+from tests.support import PASSWORD, REDIS_URL
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server_env(database, tmp_path):
+    if database["dialect"] == "sqlite":
+        path = tmp_path / "server.sqlite3"
+        shutil.copy(database["template"], path)
+        url = f"sqlite:///{path}"
+    else:
+        url = database["url"]
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PAWMANITY_", "FLASK_"))}
+    env.update(
+        PAWMANITY_CONFIG="production",
+        DATABASE_URL=url,
+        SECRET_KEY="a-production-secret-for-server-tests-0123456789",
+        PAWMANITY_INSTANCE_DIR=str(tmp_path / "instance"),
+        PAWMANITY_ARGON2_MEMORY_KIB="1024",
+        PAWMANITY_ARGON2_TIME_COST="1",
+        REDIS_KEY_PREFIX=f"pawmanity-server-test:{os.getpid()}:",
+    )
+    env.pop("MONGO_URI", None)
+    if REDIS_URL:
+        env["REDIS_URL"] = REDIS_URL
+    yield env
+
+
+@contextmanager
+def running(command, env, port, log_path):
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_healthy(port, process, log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_until_healthy(port, process, log_path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{Path(log_path).read_text()}")
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"server did not become healthy:\n{Path(log_path).read_text()}")
+
+
+def exercise(base_url, tmp_path):
+    """Register, sign in, read /auth/me over HTTP; connect over WebSocket with and without a token."""
+    email = f"server-{os.getpid()}-{time.monotonic_ns()}@example.com"
+    registered = requests.post(f"{base_url}/api/v1/auth/register", timeout=10, json={
+        "email": email, "password": PASSWORD, "full_name": "Server Test", "role": "patient"})
+    assert registered.status_code == 201, registered.text
+    tokens = requests.post(f"{base_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                           timeout=10).json()
+    me = requests.get(f"{base_url}/api/v1/auth/me", timeout=10,
+                      headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert me.status_code == 200 and me.json()["email"] == email
+    assert requests.get(f"{base_url}/api/v1/ready", timeout=10).json()["status"] == "ready"
+
+    client = socketio_client.Client(reconnection=False)
+    client.connect(base_url, auth={"token": tokens["access_token"]}, transports=["websocket"], wait_timeout=10)
+    assert client.connected and client.transport() == "websocket"
+    client.disconnect()
+
+    refused = socketio_client.Client(reconnection=False)
+    with pytest.raises(socketio_client.exceptions.ConnectionError):
+        refused.connect(base_url, auth={"token": "forged"}, transports=["websocket"], wait_timeout=10)
+
+
+def test_gunicorn_gevent_worker(server_env, tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    with running(command, server_env, port, tmp_path / "gunicorn.log") as base_url:
+        exercise(base_url, tmp_path)
+
+
+def test_eventlet_opt_in(server_env, tmp_path):
+    port = free_port()
+    env = {**server_env, "PAWMANITY_ASYNC_MODE": "eventlet", "PORT": str(port)}
+    with running([sys.executable, "wsgi.py"], env, port, tmp_path / "eventlet.log") as base_url:
+        exercise(base_url, tmp_path)
