@@ -6,7 +6,8 @@ Run from the repository root:
                                          [--database-url URL] [--redis-url URL]
 
 What it does, all on 127.0.0.1:
-  1. drops and re-creates the PostgreSQL database `pawmanity_bench` (or the one named in --database-url), runs the
+  1. drops and re-creates the PostgreSQL database `pawmanity_bench` (or the one named in --database-url, whose name
+     must contain "bench" so that a DATABASE_URL naming a real database is never wiped), runs the
      migrations (`flask db upgrade`) and, once the app is up, registers one patient through the API;
   2. starts PAWMANITY as `gunicorn -k gevent -w 1 wsgi:app` with PAWMANITY_CONFIG=production, and the bare Flask app
      of bench/bare_app.py the same way;
@@ -119,6 +120,11 @@ def parse_args(argv=None):
     if min(args.connections, args.login_connections) < args.threads:
         parser.error("connections must be at least --threads (wrk opens at least one connection per thread)")
     check_loopback(parser, "--database-url", args.database_url)
+    name = conninfo_to_dict(args.database_url).get("dbname") or ""
+    if "bench" not in name:
+        # DATABASE_URL may well name a developer's own database; the benchmark drops and re-creates its database.
+        parser.error(f"refusing to drop and re-create database {name!r}: use one whose name contains 'bench', "
+                     f"e.g. --database-url {DEFAULT_DATABASE_URL}")
     if args.redis_url:
         check_loopback(parser, "--redis-url", args.redis_url)
     return args

@@ -17,7 +17,7 @@ import pytest
 import requests
 import socketio as socketio_client
 
-from tests.support import PASSWORD, REDIS_URL
+from tests.support import PASSWORD, REDIS_URL, redis_only
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -117,3 +117,38 @@ def test_eventlet_opt_in(server_env, tmp_path):
     env = {**server_env, "PAWMANITY_ASYNC_MODE": "eventlet", "PORT": str(port)}
     with running([sys.executable, "wsgi.py"], env, port, tmp_path / "eventlet.log") as base_url:
         exercise(base_url, tmp_path)
+
+
+@redis_only
+def test_celery_worker_runs_tasks_sent_through_the_redis_broker(server_env, tmp_path, make_app):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from pawmanity.extensions import db
+    from pawmanity.models import RevokedToken, utcnow
+    from pawmanity.tasks import purge_expired_tokens
+
+    app = make_app(SQLALCHEMY_DATABASE_URI=server_env["DATABASE_URL"], REDIS_URL=REDIS_URL,
+                   CELERY={"broker_url": REDIS_URL, "task_always_eager": False, "task_ignore_result": True})
+    command = [sys.executable, "-m", "celery", "-A", "pawmanity.worker", "worker", "-P", "solo", "--loglevel=info"]
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with app.app_context():
+            db.session.add(RevokedToken(key="jti:expired-long-ago", expires_at=utcnow() - timedelta(days=30)))
+            db.session.commit()
+            purge_expired_tokens.delay()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                db.session.rollback()
+                if db.session.scalar(select(RevokedToken.key)) is None:
+                    break
+                time.sleep(0.3)
+            else:
+                raise AssertionError(f"the worker never ran the task:\n{log_path.read_text()}")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=15)
+    assert "purge_expired_tokens" in log_path.read_text()
