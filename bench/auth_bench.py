@@ -83,7 +83,6 @@ class Server:
 @dataclass
 class WrkResult:
     requests: int
-    seconds: float
     rps: float
     p50_ms: float
     p99_ms: float
@@ -120,11 +119,7 @@ def parse_args(argv=None):
     if min(args.connections, args.login_connections) < args.threads:
         parser.error("connections must be at least --threads (wrk opens at least one connection per thread)")
     check_loopback(parser, "--database-url", args.database_url)
-    name = conninfo_to_dict(args.database_url).get("dbname") or ""
-    if "bench" not in name:
-        # DATABASE_URL may well name a developer's own database; the benchmark drops and re-creates its database.
-        parser.error(f"refusing to drop and re-create database {name!r}: use one whose name contains 'bench', "
-                     f"e.g. --database-url {DEFAULT_DATABASE_URL}")
+    check_bench_database(parser, args.database_url)
     if args.redis_url:
         check_loopback(parser, "--redis-url", args.redis_url)
     return args
@@ -137,6 +132,14 @@ def check_loopback(parser, option, url):
         parser.error(f"{option} must point at this machine (127.0.0.1 or localhost), not {host!r}")
 
 
+def check_bench_database(parser, url):
+    """DATABASE_URL may well name a developer's own database, and this one gets dropped."""
+    name = conninfo_to_dict(url).get("dbname") or ""
+    if "bench" not in name:
+        parser.error(f"refusing to drop and re-create database {name!r}: use one whose name contains 'bench', "
+                     f"e.g. --database-url {DEFAULT_DATABASE_URL}")
+
+
 def require_wrk():
     path = shutil.which("wrk")
     if path is None:
@@ -147,28 +150,24 @@ def require_wrk():
 # --- database ------------------------------------------------------------------------------------------------------
 
 def database_name(url):
-    name = conninfo_to_dict(url).get("dbname")
-    if not name:
-        raise BenchError(f"--database-url names no database: {url}")
-    return name
+    return conninfo_to_dict(url)["dbname"]
 
 
-def maintenance_conninfo(url):
-    """Same server and user, connected to the `postgres` database so the bench database can be dropped."""
-    return make_conninfo(url, dbname="postgres")
+def maintenance_sql(url, *statements):
+    """Run statements on the same server as `postgres`'s database, outside any transaction (as DROP DATABASE needs)."""
+    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True, connect_timeout=10) as conn:
+        for statement in statements:
+            conn.execute(statement)
 
 
 def reset_database(url):
-    name = database_name(url)
-    with psycopg.connect(maintenance_conninfo(url), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    name = sql.Identifier(database_name(url))
+    maintenance_sql(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name),
+                    sql.SQL("CREATE DATABASE {}").format(name))
 
 
 def drop_database(url):
-    name = database_name(url)
-    with psycopg.connect(maintenance_conninfo(url), autocommit=True, connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    maintenance_sql(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database_name(url))))
 
 
 def app_environment(args, instance_dir):
@@ -185,6 +184,9 @@ def app_environment(args, instance_dir):
         env["REDIS_URL"] = args.redis_url
     else:
         env.pop("REDIS_URL", None)
+    # Measure the production defaults (password hashing, plugins), whatever the caller's shell says.
+    for name in ("PAWMANITY_ARGON2_MEMORY_KIB", "PAWMANITY_ARGON2_TIME_COST", "PAWMANITY_PLUGINS"):
+        env.pop(name, None)
     return env
 
 
@@ -388,11 +390,10 @@ def parse_wrk(output):
             raise BenchError(f"could not find {pattern!r} in wrk's output:\n{output}")
         return match.groups()
 
-    requests, seconds = find(r"^\s*(\d+) requests in ([\d.]+\w+),")
+    requests = find(r"^\s*(\d+) requests in ")[0]
     socket_errors = find(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", ("0",) * 4)
     return WrkResult(
         requests=int(requests),
-        seconds=parse_duration_ms(seconds) / 1000,
         rps=float(find(r"^Requests/sec:\s+([\d.]+)")[0]),
         p50_ms=parse_duration_ms(find(r"^\s+50%\s+(\S+)")[0]),
         p99_ms=parse_duration_ms(find(r"^\s+99%\s+(\S+)")[0]),
