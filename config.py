@@ -52,7 +52,13 @@ class Config:
 
     # Relational data
     SQLALCHEMY_DATABASE_URI = database_url()
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No pre-ping: it would add a round trip to every request. Connections are recycled instead, and a connection
+    # found dead is discarded by SQLAlchemy's disconnect handling.
+    SQLALCHEMY_ENGINE_OPTIONS = {
+        "pool_recycle": 1800,
+        "pool_size": _env_int("PAWMANITY_DB_POOL_SIZE", 10),
+        "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 20),
+    }
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 
     # Document store: mongodb:// -> pymongo; unset -> embedded on-disk store

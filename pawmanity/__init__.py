@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, DEV_SECRET
 from pawmanity import models  # noqa: F401  (every model registered before migrations look)
+from pawmanity import ratelimits  # noqa: F401  (registers the limiter's request filter)
 from pawmanity.api import require_json_bodies
 from pawmanity.cli import register_commands
 from pawmanity.errors import register_error_handlers

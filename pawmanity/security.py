@@ -1,29 +1,27 @@
 """Request-side authentication glue: JWT callbacks in the one error shape, and the Actor for the current request."""
 
-import uuid
-
-from flask import request
+from flask import g, request
 from flask_jwt_extended import get_current_user
 
 from pawmanity.errors import problem
-from pawmanity.extensions import db, jwt
-from pawmanity.models import User
+from pawmanity.extensions import jwt
 from pawmanity.services import tokens
 from pawmanity.services.actor import Actor
 
 
 def register_jwt_callbacks():
-    @jwt.user_lookup_loader
-    def load_user(_header, claims):
-        try:
-            user = db.session.get(User, uuid.UUID(claims["sub"]))
-        except (KeyError, ValueError, TypeError):
-            return None
-        return user if user is not None and user.active else None
-
+    # flask-jwt-extended asks "revoked?" and then "which user?"; one lookup answers both, so the first callback
+    # keeps the user for the second.
     @jwt.token_in_blocklist_loader
     def token_revoked(_header, claims):
-        return tokens.is_revoked(claims)
+        user, revoked = tokens.user_and_revocation(claims)
+        g.token_user = user
+        return revoked
+
+    @jwt.user_lookup_loader
+    def load_user(_header, claims):
+        user = g.pop("token_user", None)
+        return user if user is not None and user.active else None
 
     @jwt.unauthorized_loader
     def missing_token(reason):

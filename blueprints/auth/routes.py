@@ -1,9 +1,9 @@
 from flask import current_app, request
-from flask_jwt_extended import current_user, get_jwt, jwt_required
+from flask_jwt_extended import get_current_user, get_jwt, jwt_required
 
 from blueprints.auth.schemas import LoginIn, MeUpdateIn, RegisterIn, TokenPairOut, UserOut
 from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.extensions import limiter
+from pawmanity.ratelimits import rate_limited
 from pawmanity.security import current_actor
 from pawmanity.services import accounts
 
@@ -31,8 +31,8 @@ def register(data):
 
 
 @blp.route("/login", methods=["POST"])
-@limiter.limit(login_rate_limit)
-@limiter.limit(login_rate_limit, key_func=login_email_key)
+@rate_limited(login_rate_limit)
+@rate_limited(login_rate_limit, key_func=login_email_key)
 @blp.arguments(LoginIn)
 @blp.response(200, TokenPairOut)
 @blp.errors(401, 415, 429)
@@ -65,7 +65,7 @@ def logout():
 @blp.response(200, UserOut)
 def me():
     """The signed-in account."""
-    return current_user
+    return get_current_user()
 
 
 @blp.route("/me", methods=["PATCH"])
@@ -75,4 +75,4 @@ def me():
 @blp.errors(415)
 def update_me(changes):
     """Change your name, timezone or password (the current password is required to change it)."""
-    return accounts.update_profile(current_user, changes, current_actor())
+    return accounts.update_profile(get_current_user(), changes, current_actor())
