@@ -2,9 +2,20 @@
 
 from pawmanity.models.audit import GENESIS_HASH, AuditEvent
 from pawmanity.models.base import UTCDateTime, utcnow
+from pawmanity.models.care import (
+    GUARDIAN_RELATIONS, NEUTER_STATUSES, RECORD_KINDS, SEXES, SPECIES, GuardianInvitation, Guardianship,
+    MedicalRecord, MedicalRecordVersion, Patient, WeightMeasurement,
+)
+from pawmanity.models.scheduling import (
+    ACTIVE_STATUSES, APPOINTMENT_STATUSES, APPOINTMENT_TYPES, Appointment, AppointmentEvent, AvailabilityRule,
+    DoctorProfile, DoctorSpecies, Notification, TimeOff,
+)
 from pawmanity.models.user import ROLES, SELF_SERVICE_ROLES, AuthSession, RefreshToken, RevokedToken, User
 
 __all__ = [
-    "GENESIS_HASH", "ROLES", "SELF_SERVICE_ROLES", "AuditEvent", "AuthSession", "RefreshToken", "RevokedToken",
-    "UTCDateTime", "User", "utcnow",
+    "ACTIVE_STATUSES", "APPOINTMENT_STATUSES", "APPOINTMENT_TYPES", "GENESIS_HASH", "GUARDIAN_RELATIONS",
+    "NEUTER_STATUSES", "RECORD_KINDS", "ROLES", "SELF_SERVICE_ROLES", "SEXES", "SPECIES",
+    "Appointment", "AppointmentEvent", "AuditEvent", "AuthSession", "AvailabilityRule", "DoctorProfile",
+    "DoctorSpecies", "GuardianInvitation", "Guardianship", "MedicalRecord", "MedicalRecordVersion", "Notification",
+    "Patient", "RefreshToken", "RevokedToken", "TimeOff", "UTCDateTime", "User", "WeightMeasurement", "utcnow",
 ]
