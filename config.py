@@ -13,7 +13,14 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_PATH = Path(os.environ.get("PAWMANITY_INSTANCE_DIR", BASE_DIR / "instance"))
 
 # Plugins load in this order; a third-party plugin joins by naming its dotted path.
-DEFAULT_PLUGINS = ("blueprints.health", "blueprints.auth", "blueprints.admin")
+DEFAULT_PLUGINS = (
+    "blueprints.health",
+    "blueprints.auth",
+    "blueprints.admin",
+    "blueprints.patients",
+    "blueprints.doctors",
+    "blueprints.appointments",
+)
 
 
 DEV_SECRET = "dev-only-secret-change-me"
@@ -124,6 +131,12 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
 
     UPLOAD_DIR = str(BASE_DIR / "uploads")
+
+    # Care and scheduling
+    GUARDIAN_INVITATION_HOURS = _env_int("PAWMANITY_GUARDIAN_INVITATION_HOURS", 72)
+    LATE_CANCEL_HOURS = _env_int("PAWMANITY_LATE_CANCEL_HOURS", 24)
+    MAX_ACTIVE_BOOKINGS = _env_int("PAWMANITY_MAX_ACTIVE_BOOKINGS", 5)
+    BOOKING_HORIZON_DAYS = _env_int("PAWMANITY_BOOKING_HORIZON_DAYS", 90)
 
 
 class DevelopmentConfig(Config):

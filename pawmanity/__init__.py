@@ -38,6 +38,12 @@ def configure(app, config_name, settings):
     config_name = config_name or os.environ.get("PAWMANITY_CONFIG", "production")
     app.config.from_object(CONFIGS[config_name])
     app.config.update(settings or {})
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # SQLite has one writer and no server; pool sizing applies to PostgreSQL only.
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+            key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
+            if key not in ("pool_size", "max_overflow")
+        }
     if app.config["REQUIRE_REAL_SECRETS"] and DEV_SECRET in (app.config["SECRET_KEY"], app.config["JWT_SECRET_KEY"]):
         raise RuntimeError("Set SECRET_KEY (and optionally JWT_SECRET_KEY) for production; tokens signed with the "
                            "development secret could be forged by anyone who has read this code")

@@ -1,5 +1,6 @@
 """flask-smorest, adapted: problem-details errors in the OpenAPI document and a Blueprint that knows about auth."""
 
+import re
 from functools import wraps
 from http import HTTPStatus
 
@@ -10,7 +11,7 @@ from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
-from pawmanity.errors import PROBLEM_MIMETYPE, Forbidden
+from pawmanity.errors import PROBLEM_MIMETYPE, Forbidden, PreconditionFailed, PreconditionRequired
 from pawmanity.schemas import ProblemSchema
 
 API_PREFIX = "/api/v1"
@@ -105,3 +106,30 @@ def require_json_bodies():
     has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
     if has_body and request.mimetype not in JSON_BODY_TYPES and not request.mimetype.endswith("+json"):
         raise UnsupportedMediaType("Send the request body as application/json.")
+
+
+# Versioned resources (patients, medical records): the ETag is the row's version number.
+IF_MATCH_PATTERN = re.compile(r'^\s*"(\d{1,9})"\s*$')
+IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"},
+                "description": 'The ETag you read, e.g. "3". A stale or malformed value gets 412.'}
+
+
+def etag_for(version):
+    return f'"{version}"'
+
+
+def if_match_version(*, required):
+    """The version named by If-Match: None when absent (428 when required); 412 when malformed."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        if required:
+            raise PreconditionRequired("Send If-Match with the ETag you read, so no change is lost.")
+        return None
+    match = IF_MATCH_PATTERN.match(header)
+    if match is None:
+        raise PreconditionFailed("If-Match must be the ETag you read, such as \"3\".", code="malformed_if_match")
+    return int(match.group(1))
+
+
+def with_etag(body, version, status=200):
+    return body, status, {"ETag": etag_for(version)}

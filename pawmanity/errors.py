@@ -71,6 +71,10 @@ class PreconditionFailed(DomainError):
     status, code = 412, "precondition_failed"
 
 
+class PreconditionRequired(DomainError):
+    status, code = 428, "precondition_required"
+
+
 class ServiceUnavailable(DomainError):
     status, code = 503, "service_unavailable"
 

@@ -1,7 +1,7 @@
 """Request-side authentication glue: JWT callbacks in the one error shape, and the Actor for the current request."""
 
 from flask import g, request
-from flask_jwt_extended import get_current_user
+from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
 from pawmanity.errors import problem
 from pawmanity.extensions import jwt
@@ -69,3 +69,8 @@ def current_actor():
         ip=request.remote_addr,
         user_agent=request.user_agent.string or None,
     )
+
+
+def optional_identity():
+    """For public endpoints that show more to a signed-in caller: check a token only when one is sent."""
+    verify_jwt_in_request(optional=True)

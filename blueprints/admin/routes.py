@@ -1,11 +1,12 @@
 from blueprints.admin.schemas import (
-    AdminUserCreateIn, AdminUserOut, AdminUserUpdateIn, AuditEventOut, AuditQuery, UserListQuery,
+    AdminUserCreateIn, AdminUserOut, AdminUserUpdateIn, AuditEventOut, AuditQuery, DoctorVerifiedOut,
+    UserListQuery,
 )
 from pawmanity.api import API_PREFIX, Blueprint
 from pawmanity.pagination import paginate
 from pawmanity.schemas import page_of
 from pawmanity.security import current_actor
-from pawmanity.services import accounts, audit
+from pawmanity.services import accounts, audit, doctors
 
 blp = Blueprint("admin", __name__, url_prefix=f"{API_PREFIX}/admin", description="Administration (admins only)")
 
@@ -39,6 +40,15 @@ def create_user(data):
 def update_user(changes, user_id):
     """Change an account's role or active flag. Deactivating ends its sessions at once."""
     return accounts.admin_update_user(user_id, changes, current_actor())
+
+
+@blp.route("/doctors/<uuid:doctor_id>/verify", methods=["POST"])
+@blp.auth_required("admin")
+@blp.response(200, DoctorVerifiedOut)
+@blp.errors(404)
+def verify_doctor(doctor_id):
+    """Verify a doctor's profile (licence checked): they become listed and bookable."""
+    return doctors.verify(current_actor(), doctor_id)
 
 
 @blp.route("/audit", methods=["GET"])

@@ -61,3 +61,12 @@ class AuditQuery(PageQuery):
     object_id = fields.String(validate=validate.Length(max=64))
     since = UTCDateTime(data_key="from")
     until = UTCDateTime(data_key="to")
+
+
+class DoctorVerifiedOut(Schema):
+    id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    specialty = fields.String(required=True)
+    license_number = fields.String(required=True)
+    verified = fields.Boolean(required=True)
+    verified_at = UTCDateTime(allow_none=True)

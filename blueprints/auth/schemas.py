@@ -2,6 +2,7 @@ from marshmallow import fields, validate
 
 from pawmanity.models import SELF_SERVICE_ROLES
 from pawmanity.schemas import Schema, UTCDateTime
+from pawmanity.services import doctors
 
 # Generous caps stop absurd bodies early; the password policy (8..128) is the service's to explain.
 Password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
@@ -39,6 +40,13 @@ class UserOut(Schema):
     timezone = fields.String(required=True)
     created_at = UTCDateTime(required=True)
     last_login_at = UTCDateTime(allow_none=True)
+    doctor_id = fields.Function(lambda user: _doctor_id(user), allow_none=True,
+                                metadata={"description": "For doctors: the id of their doctor profile"})
+
+
+def _doctor_id(user):
+    profile_id = doctors.profile_id_for(user)
+    return str(profile_id) if profile_id else None
 
 
 class MeUpdateIn(Schema):

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from pawmanity.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from pawmanity.extensions import db
 from pawmanity.models import ROLES, SELF_SERVICE_ROLES, User, utcnow
-from pawmanity.services import audit, passwords, tokens
+from pawmanity.services import audit, passwords, patients, tokens
 
 
 def normalize_email(email):
@@ -31,7 +31,7 @@ def create_user_as_admin(*, email, password, full_name, role, actor):
 def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     email = normalize_email(email)
     _check_password(password, email)
-    _check_timezone(timezone)
+    check_timezone(timezone)
     user = User(email=email, password_hash=passwords.hash_password(password), full_name=full_name.strip(),
                 role=role, timezone=timezone)
     db.session.add(user)
@@ -40,6 +40,8 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     except IntegrityError:
         db.session.rollback()
         raise Conflict("An account with this e-mail address already exists.", code="email_taken") from None
+    if role == "patient":
+        patients.create_self_patient(user)
     audit.record("user.register", actor.acting_as(user) if actor.user_id is None else actor,
                  object_type="user", object_id=user.id, detail={"role": role})
     db.session.commit()
@@ -96,7 +98,7 @@ def update_profile(user, changes, actor):
         user.password_hash = passwords.hash_password(new_password)
         user.password_changed_at = utcnow()
     if "timezone" in changes:
-        _check_timezone(changes["timezone"])
+        check_timezone(changes["timezone"])
     for field in ("full_name", "timezone"):
         if field in changes:
             setattr(user, field, changes[field].strip())
@@ -178,6 +180,7 @@ def _known_timezones():
     return frozenset(available_timezones()) | {"UTC"}
 
 
-def _check_timezone(name):
+def check_timezone(name):
+    """Refuse anything but an IANA timezone name."""
     if name not in _known_timezones():
         raise InvalidInput("Unknown timezone.", errors={"timezone": ["Use an IANA name such as Europe/Paris."]})

@@ -1,0 +1,118 @@
+from flask import current_app
+
+from blueprints.appointments.calendar import calendar_feed
+from blueprints.appointments.schemas import (
+    AppointmentListQuery, AppointmentOut, BookEarliestIn, BookIn, CancelIn, RescheduleIn,
+)
+from pawmanity.api import API_PREFIX, Blueprint
+from pawmanity.schemas import page_of
+from pawmanity.security import current_actor
+from pawmanity.services import booking
+
+blp = Blueprint("appointments", __name__, url_prefix=f"{API_PREFIX}/appointments",
+                description="Booking and the appointment lifecycle")
+doctor_blp = Blueprint("doctor_appointments", __name__, url_prefix=f"{API_PREFIX}/doctors/me",
+                       description="A doctor's own appointments")
+
+
+@blp.route("", methods=["POST"])
+@blp.auth_required("patient", "admin")
+@blp.arguments(BookIn)
+@blp.response(201, AppointmentOut)
+@blp.errors(404, 409, 415)
+def book(data):
+    """Book a free slot. 409 `slot_taken` if someone was faster, `outside_availability` if it is no slot."""
+    return booking.book(current_actor(), **data)
+
+
+@blp.route("/earliest", methods=["POST"])
+@blp.auth_required("patient", "admin")
+@blp.arguments(BookEarliestIn)
+@blp.response(201, AppointmentOut)
+@blp.errors(404, 409, 415)
+def book_earliest(data):
+    """Book the earliest free slot with a doctor, or with any verified doctor of a specialty for this patient."""
+    return booking.book_earliest(current_actor(), **data)
+
+
+@blp.route("", methods=["GET"])
+@blp.auth_required()
+@blp.arguments(AppointmentListQuery, location="query")
+@blp.response(200, page_of(AppointmentOut))
+def list_appointments(query):
+    """Your appointments (for guardians, those of your patients), soonest first."""
+    return booking.list_appointments(current_actor(), **query)
+
+
+@blp.route("/calendar.ics", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, content_type="text/calendar", description="iCalendar (RFC 5545) feed")
+def calendar():
+    """Your appointments as an iCalendar feed. Reasons and diagnoses are left out of it."""
+    body = calendar_feed(booking.calendar_appointments(current_actor()))
+    return current_app.response_class(body, mimetype="text/calendar",
+                                      headers={"Content-Disposition": 'inline; filename="pawmanity.ics"'})
+
+
+@blp.route("/<uuid:appointment_id>", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, AppointmentOut)
+@blp.errors(404)
+def get_appointment(appointment_id):
+    return booking.get_appointment(current_actor(), appointment_id)
+
+
+@blp.route("/<uuid:appointment_id>/confirm", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, AppointmentOut)
+@blp.errors(403, 404, 409)
+def confirm(appointment_id):
+    """Confirm a requested appointment (its doctor)."""
+    return booking.transition(current_actor(), appointment_id, "confirm")
+
+
+@blp.route("/<uuid:appointment_id>/complete", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, AppointmentOut)
+@blp.errors(403, 404, 409)
+def complete(appointment_id):
+    """Mark a confirmed or ongoing appointment completed (its doctor)."""
+    return booking.transition(current_actor(), appointment_id, "complete")
+
+
+@blp.route("/<uuid:appointment_id>/no-show", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, AppointmentOut)
+@blp.errors(403, 404, 409)
+def no_show(appointment_id):
+    """Record that the patient did not come (its doctor, once the start has passed)."""
+    return booking.transition(current_actor(), appointment_id, "no_show")
+
+
+@blp.route("/<uuid:appointment_id>/cancel", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(CancelIn)
+@blp.response(200, AppointmentOut)
+@blp.errors(403, 404, 409, 415)
+def cancel(data, appointment_id):
+    """Cancel with a reason. Within the late-cancel window the appointment records a late cancellation."""
+    return booking.transition(current_actor(), appointment_id, "cancel", reason=data["reason"])
+
+
+@blp.route("/<uuid:appointment_id>/reschedule", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(RescheduleIn)
+@blp.response(200, AppointmentOut)
+@blp.errors(403, 404, 409, 415)
+def reschedule(data, appointment_id):
+    """Move to another free slot of the same doctor; the history keeps the old time."""
+    return booking.reschedule(current_actor(), appointment_id, data["start"])
+
+
+@doctor_blp.route("/appointments", methods=["GET"])
+@doctor_blp.auth_required("doctor")
+@doctor_blp.arguments(AppointmentListQuery, location="query")
+@doctor_blp.response(200, page_of(AppointmentOut))
+def my_appointments(query):
+    """Appointments booked with you."""
+    return booking.list_appointments(current_actor(), **query)
