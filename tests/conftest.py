@@ -167,3 +167,67 @@ def auth(tokens_for):
         return {"Authorization": f"Bearer {tokens_for(user)['access_token']}"}
 
     return headers
+
+
+@pytest.fixture
+def gen_doctor(gen_user):
+    """gen_doctor(specialty=..., species=(...), timezone=..., verified=True, hours=((0, "08:00", "18:00"), ...))
+    -> (user, DoctorProfile). Default hours: every day 08:00-18:00 in the doctor's timezone, 30-minute slots."""
+    from pawmanity.models import AvailabilityRule, DoctorProfile, DoctorSpecies, utcnow
+
+    def make(*, specialty="general_practice", species=("human", "dog", "cat"), timezone="UTC", verified=True,
+             hours=None, slot_minutes=30, buffer_minutes=0, full_name=None):
+        user = gen_user(role="doctor", full_name=full_name)
+        hours = hours if hours is not None else [(day, "08:00", "18:00") for day in range(7)]
+        profile = DoctorProfile(
+            user_id=user.id, specialty=specialty, license_number=f"LIC-{uuid.uuid4().hex[:8]}", timezone=timezone,
+            slot_minutes=slot_minutes, buffer_minutes=buffer_minutes, verified_at=utcnow() if verified else None,
+            species=[DoctorSpecies(species=name) for name in species],
+            rules=[AvailabilityRule(weekday=day, start_minute=_minutes(start), end_minute=_minutes(end))
+                   for day, start, end in hours],
+        )
+        db.session.add(profile)
+        db.session.commit()
+        return user, profile
+
+    return make
+
+
+def _minutes(clock):
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+@pytest.fixture
+def gen_patient(app):
+    """gen_patient(owner, species="dog", name=...) -> a Patient with `owner` as primary guardian."""
+    from pawmanity.models import Guardianship, Patient
+
+    def make(owner, *, species="dog", name=None, sex="unknown", **fields):
+        patient = Patient(name=name or f"{species.title()} {uuid.uuid4().hex[:4]}", species=species, sex=sex,
+                          **fields)
+        patient.guardianships.append(Guardianship(user_id=owner.id, relation="owner", is_primary=True))
+        db.session.add(patient)
+        db.session.commit()
+        return patient
+
+    return make
+
+
+@pytest.fixture
+def gen_appointment(app):
+    """gen_appointment(doctor_profile, patient, start, status=...) written straight to the database (no slot
+    checks), for setting a scene; booking itself is tested through the API."""
+    from datetime import timedelta
+
+    from pawmanity.models import Appointment
+
+    def make(doctor, patient, start, *, status="requested", type="video", booked_by=None, minutes=30):
+        appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, start_at=start,
+                                  end_at=start + timedelta(minutes=minutes), type=type, status=status,
+                                  booked_by=booked_by or patient.guardianships[0].user_id)
+        db.session.add(appointment)
+        db.session.commit()
+        return appointment
+
+    return make

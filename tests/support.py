@@ -27,3 +27,15 @@ def assert_problem(response, status, code=None):
 
 def bearer(token):
     return {"Authorization": f"Bearer {token}"}
+
+
+def next_slot(days=2, hour=10, minute=0):
+    """A UTC time `days` from now at hour:minute: inside the default 08:00-18:00 UTC hours, on the 30-minute grid."""
+    from datetime import datetime, timedelta, timezone
+
+    day = (datetime.now(timezone.utc) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=timezone.utc)
+
+
+def iso(moment):
+    return moment.isoformat().replace("+00:00", "Z")

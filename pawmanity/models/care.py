@@ -94,6 +94,8 @@ class WeightMeasurement(db.Model):
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     recorded_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
+    patient: Mapped[Patient] = relationship()
+
 
 class MedicalRecord(IdMixin, TimestampMixin, db.Model):
     """One entry of a patient's history. Every version is kept in medical_record_versions."""

@@ -37,9 +37,9 @@ def create_patient(actor, data):
     patient = Patient(**data)
     patient.guardianships.append(Guardianship(user_id=actor.user_id, relation=relation, is_primary=True))
     db.session.add(patient)
-    db.session.flush()
     if weight is not None:
         _record_weight(patient, weight, utcnow(), actor)
+    db.session.flush()
     audit.record("patient.create", actor, object_type="patient", object_id=patient.id)
     db.session.commit()
     return patient
@@ -109,12 +109,16 @@ def list_weights(actor, patient_id, *, page, per_page):
 
 
 def _record_weight(patient, weight_kg, measured_at, actor):
+    """Add a measurement; it becomes the patient's current weight unless a later one exists."""
     weight_kg = Decimal(str(weight_kg)).quantize(GRAM)
-    measurement = WeightMeasurement(patient_id=patient.id, weight_kg=weight_kg, measured_at=measured_at,
+    # No autoflush: the patient's other pending changes must go out in the same UPDATE (one version bump).
+    with db.session.no_autoflush:
+        latest = db.session.scalar(select(WeightMeasurement.measured_at).where(
+            WeightMeasurement.patient_id == patient.id).order_by(WeightMeasurement.measured_at.desc()).limit(1)) \
+            if patient.id is not None else None
+    measurement = WeightMeasurement(patient=patient, weight_kg=weight_kg, measured_at=measured_at,
                                     recorded_by=actor.user_id)
     db.session.add(measurement)
-    latest = db.session.scalar(select(WeightMeasurement.measured_at).where(
-        WeightMeasurement.patient_id == patient.id).order_by(WeightMeasurement.measured_at.desc()).limit(1))
     if latest is None or measured_at >= latest:
         patient.weight_kg = weight_kg
     return measurement

@@ -1,0 +1,175 @@
+"""Doctor profiles, verification, the directory, availability rules, time off and free slots (DST included)."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.support import assert_problem, iso, next_slot
+
+PROFILE = {"specialty": "dermatology", "species_treated": ["dog", "cat"], "license_number": "VET-2231",
+           "bio": "Skin and ears.", "timezone": "Europe/Berlin"}
+
+
+def test_profile_created_then_verified_then_listed(client, gen_user, auth):
+    doctor, admin = gen_user(role="doctor"), gen_user(role="admin")
+    created = client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor))
+    assert created.status_code == 201 and created.get_json()["verified"] is False
+    doctor_id = created.get_json()["id"]
+    assert client.get("/api/v1/doctors").get_json()["total"] == 0
+    assert_problem(client.get(f"/api/v1/doctors/{doctor_id}"), 404)
+    assert client.get(f"/api/v1/doctors/{doctor_id}", headers=auth(doctor)).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=auth(doctor)).get_json()["doctor_id"] == doctor_id
+
+    verified = client.post(f"/api/v1/admin/doctors/{doctor_id}/verify", headers=auth(admin))
+    assert verified.status_code == 200 and verified.get_json()["verified"] is True
+    listed = client.get("/api/v1/doctors").get_json()
+    assert [d["id"] for d in listed["items"]] == [doctor_id]
+    assert listed["items"][0]["full_name"] == doctor.full_name
+
+
+def test_changing_the_licence_needs_verifying_again(client, gen_user, auth):
+    doctor, admin = gen_user(role="doctor"), gen_user(role="admin")
+    doctor_id = client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor)).get_json()["id"]
+    client.post(f"/api/v1/admin/doctors/{doctor_id}/verify", headers=auth(admin))
+    updated = client.put("/api/v1/doctors/me", json={**PROFILE, "license_number": "VET-9999"}, headers=auth(doctor))
+    assert updated.status_code == 200 and updated.get_json()["verified"] is False
+
+
+def test_only_doctors_have_doctor_profiles(client, gen_user, auth):
+    assert_problem(client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(gen_user())), 403)
+    assert_problem(client.post("/api/v1/admin/doctors/00000000-0000-4000-8000-000000000000/verify",
+                               headers=auth(gen_user(role="doctor"))), 403)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"timezone": "Europe/Atlantis"}, "timezone"),
+    ({"species_treated": ["unicorn"]}, "species_treated"),
+    ({"species_treated": []}, "species_treated"),
+])
+def test_bad_profile_input(client, gen_user, auth, changes, field):
+    body = assert_problem(client.put("/api/v1/doctors/me", json={**PROFILE, **changes},
+                                     headers=auth(gen_user(role="doctor"))), 422)
+    assert field in body["errors"]
+
+
+def test_directory_filters(client, gen_doctor):
+    gen_doctor(specialty="dermatology", species=("dog",))
+    gen_doctor(specialty="dermatology", species=("human",))
+    gen_doctor(specialty="cardiology", species=("dog",))
+    assert client.get("/api/v1/doctors?specialty=dermatology").get_json()["total"] == 2
+    assert client.get("/api/v1/doctors?specialty=dermatology&species=dog").get_json()["total"] == 1
+    assert_problem(client.get("/api/v1/doctors?species=dragon"), 422)
+
+
+class TestAvailability:
+    def test_rules_round_trip_as_wall_clock_times(self, client, gen_user, auth):
+        doctor = gen_user(role="doctor")
+        client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor))
+        body = client.put("/api/v1/doctors/me/availability", headers=auth(doctor), json={
+            "rules": [{"weekday": 0, "start": "09:00", "end": "12:30"}, {"weekday": 0, "start": "14:00",
+                                                                          "end": "24:00"}],
+            "slot_minutes": 20, "buffer_minutes": 5}).get_json()
+        assert body["rules"] == [{"weekday": 0, "start": "09:00", "end": "12:30"},
+                                 {"weekday": 0, "start": "14:00", "end": "24:00"}]
+        assert (body["slot_minutes"], body["buffer_minutes"]) == (20, 5)
+
+    @pytest.mark.parametrize("rules", [
+        [{"weekday": 0, "start": "25:00", "end": "26:00"}],
+        [{"weekday": 7, "start": "09:00", "end": "10:00"}],
+        [{"weekday": 0, "start": "10:00", "end": "09:00"}],
+        [{"weekday": 0, "start": "09:00", "end": "12:00"}, {"weekday": 0, "start": "11:00", "end": "13:00"}],
+        [{"weekday": 0, "start": "9am", "end": "10:00"}],
+    ])
+    def test_bad_rules_are_refused(self, client, gen_user, auth, rules):
+        doctor = gen_user(role="doctor")
+        client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor))
+        assert_problem(client.put("/api/v1/doctors/me/availability", json={"rules": rules}, headers=auth(doctor)),
+                       422)
+
+    def test_availability_needs_a_profile(self, client, gen_user, auth):
+        response = client.put("/api/v1/doctors/me/availability", json={"rules": []},
+                              headers=auth(gen_user(role="doctor")))
+        assert_problem(response, 404, "no_doctor_profile")
+
+
+def slots(client, doctor, start, end):
+    response = client.get(f"/api/v1/doctors/{doctor.id}/slots?from={iso(start)}&to={iso(end)}")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return [(item["start"], item["end"]) for item in response.get_json()["items"]]
+
+
+def utc(*args):
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+class TestSlots:
+    def test_nine_oclock_stays_nine_oclock_across_the_spring_change(self, client, gen_doctor):
+        # Berlin moves from UTC+1 to UTC+2 on Sunday 28 March 2027.
+        _, doctor = gen_doctor(timezone="Europe/Berlin", hours=[(4, "09:00", "10:00"), (0, "09:00", "10:00")])
+        found = slots(client, doctor, utc(2027, 3, 25), utc(2027, 3, 30))
+        assert found == [("2027-03-26T08:00:00Z", "2027-03-26T08:30:00Z"),
+                         ("2027-03-26T08:30:00Z", "2027-03-26T09:00:00Z"),
+                         ("2027-03-29T07:00:00Z", "2027-03-29T07:30:00Z"),
+                         ("2027-03-29T07:30:00Z", "2027-03-29T08:00:00Z")]
+
+    def test_nine_oclock_stays_nine_oclock_across_the_autumn_change(self, client, gen_doctor):
+        # New York moves from UTC-4 to UTC-5 on Sunday 7 November 2027.
+        _, doctor = gen_doctor(timezone="America/New_York", hours=[(5, "09:00", "09:30"), (0, "09:00", "09:30")])
+        assert slots(client, doctor, utc(2027, 11, 5), utc(2027, 11, 9)) == [
+            ("2027-11-06T13:00:00Z", "2027-11-06T13:30:00Z"), ("2027-11-08T14:00:00Z", "2027-11-08T14:30:00Z")]
+
+    def test_the_skipped_hour_has_no_slots(self, client, gen_doctor):
+        _, doctor = gen_doctor(timezone="Europe/Berlin", hours=[(6, "01:30", "03:30")])
+        # 01:30 CET exists; 02:00 and 02:30 never happen that night; 03:00 CEST does.
+        assert [start for start, _ in slots(client, doctor, utc(2027, 3, 27), utc(2027, 3, 29))] == [
+            "2027-03-28T00:30:00Z", "2027-03-28T01:00:00Z"]
+
+    def test_the_repeated_hour_counts_once(self, client, gen_doctor):
+        _, doctor = gen_doctor(timezone="Europe/Berlin", hours=[(6, "02:00", "03:00")])
+        # 31 October 2027: 02:00-03:00 happens twice; the first (summer time, UTC+2) is used.
+        assert [start for start, _ in slots(client, doctor, utc(2027, 10, 30), utc(2027, 11, 1))] == [
+            "2027-10-31T00:00:00Z", "2027-10-31T00:30:00Z"]
+
+    def test_buffer_spaces_slots(self, client, gen_doctor):
+        _, doctor = gen_doctor(hours=[(day, "09:00", "10:30") for day in range(7)], slot_minutes=20,
+                               buffer_minutes=10)
+        day = next_slot(days=3, hour=0)
+        assert [start[11:16] for start, _ in slots(client, doctor, day, day + timedelta(days=1))] == [
+            "09:00", "09:30", "10:00"]
+
+    def test_taken_slots_and_time_off_are_not_free(self, client, gen_doctor, gen_user, gen_patient,
+                                                   gen_appointment, auth):
+        doctor_user, doctor = gen_doctor(hours=[(day, "09:00", "11:00") for day in range(7)])
+        day = next_slot(days=3, hour=0)
+        gen_appointment(doctor, gen_patient(gen_user()), day.replace(hour=9))
+        gen_appointment(doctor, gen_patient(gen_user()), day.replace(hour=9, minute=30), status="cancelled")
+        off = client.post("/api/v1/doctors/me/time-off", headers=auth(doctor_user), json={
+            "start": iso(day.replace(hour=10)), "end": iso(day.replace(hour=10, minute=45)), "reason": "Training"})
+        assert off.status_code == 201
+        assert [start[11:16] for start, _ in slots(client, doctor, day, day + timedelta(days=1))] == ["09:30"]
+
+    def test_time_off_over_booked_appointments_is_refused(self, client, gen_doctor, gen_user, gen_patient,
+                                                          gen_appointment, auth):
+        doctor_user, doctor = gen_doctor()
+        start = next_slot()
+        booked = gen_appointment(doctor, gen_patient(gen_user()), start)
+        body = assert_problem(client.post("/api/v1/doctors/me/time-off", headers=auth(doctor_user), json={
+            "start": iso(start - timedelta(hours=1)), "end": iso(start + timedelta(hours=1))}), 409,
+            "appointments_in_time_off")
+        assert body["appointment_ids"] == [str(booked.id)]
+
+    def test_past_slots_are_not_offered(self, client, gen_doctor):
+        _, doctor = gen_doctor()
+        now = datetime.now(timezone.utc)
+        assert all(start > iso(now) for start, _ in slots(client, doctor, now - timedelta(days=1), now + timedelta(days=1)))
+
+    @pytest.mark.parametrize("query", ["from=2027-01-01T00:00:00Z&to=2027-03-01T00:00:00Z",
+                                       "from=2027-01-02T00:00:00Z&to=2027-01-01T00:00:00Z",
+                                       "from=2027-01-01T00:00:00"])
+    def test_bad_ranges(self, client, gen_doctor, query):
+        _, doctor = gen_doctor()
+        assert_problem(client.get(f"/api/v1/doctors/{doctor.id}/slots?{query}"), 422)
+
+    def test_unverified_doctors_have_no_public_slots(self, client, gen_doctor):
+        _, doctor = gen_doctor(verified=False)
+        assert_problem(client.get(f"/api/v1/doctors/{doctor.id}/slots"), 404)
