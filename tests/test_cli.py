@@ -40,8 +40,22 @@ def test_demo_load_creates_both_clinics_once(app, client):
     again = runner.invoke(args=["demo", "load"])
     assert again.exit_code == 0 and "created" not in again.output
     assert db.session.scalar(select(func.count()).select_from(User)) == len(DEMO_ACCOUNTS)
-    email = DEMO_ACCOUNTS[0][0]
-    assert client.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).status_code == 200
+    assert client.get("/api/v1/doctors").get_json()["total"] == 4
+    assert client.get("/api/v1/doctors?specialty=dermatology&species=dog").get_json()["total"] == 1
+
+
+def test_demo_owner_books_the_earliest_dermatology_slot(app, client):
+    app.test_cli_runner().invoke(args=["demo", "load"])
+    tokens = client.post("/api/v1/auth/login", json={"email": "sam.owner@example.com",
+                                                     "password": DEMO_PASSWORD}).get_json()
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    pets = {p["name"]: p for p in client.get("/api/v1/patients", headers=headers).get_json()["items"]}
+    assert {"Biscuit", "Miso", "Sam Lee"} == set(pets)
+    booked = client.post("/api/v1/appointments/earliest", headers=headers, json={
+        "specialty": "dermatology", "patient_id": pets["Biscuit"]["id"], "type": "video"})
+    assert booked.status_code == 201, booked.get_data(as_text=True)
+    doctor = client.get(f"/api/v1/doctors/{booked.get_json()['doctor_id']}").get_json()
+    assert doctor["full_name"] == "Dr. Elena Rivera"
 
 
 def test_purge_drops_only_expired_tokens(app, gen_user, tokens_for):
