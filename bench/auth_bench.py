@@ -24,60 +24,26 @@ The login rate limit is raised to 100000 per minute for the benchmark so that it
 """
 
 import argparse
-import functools
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.parse
-import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/pawmanity_bench"
-HOST = "127.0.0.1"
+from harness import (
+    REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, http_json, log_tail,
+    prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
+)
 
 BENCH_EMAIL = "bench.patient@example.com"
 BENCH_PASSWORD = "bench passphrase 2026"
-SECRET_KEY = "auth-bench-secret-key-not-for-production-0123456789"
 
 ME_TARGET_RATIO = 0.40
 LOGIN_TARGET_RPS = 20.0
 
-SERVER_START_TIMEOUT = 60
-SERVER_STOP_TIMEOUT = 15
-MIGRATION_TIMEOUT = 180
 WRK_GRACE = 30  # seconds wrk may take beyond --duration before it is killed
-
-
-class BenchError(Exception):
-    """A step failed; the message says which and why."""
-
-
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen
-    port: int
-    log_path: Path
-
-    @property
-    def base_url(self):
-        return f"http://{HOST}:{self.port}"
 
 
 @dataclass
@@ -108,36 +74,14 @@ def parse_args(argv=None):
                         help="wrk connections for the login run; argon2id is CPU-bound (default 4)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured seconds of load before each run (default 2)")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
-                        help="PostgreSQL URL; its database is dropped and re-created (default: env DATABASE_URL, "
-                             f"else {DEFAULT_DATABASE_URL})")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None,
-                        help="Redis URL for the app (default: env REDIS_URL, else none: in-process stores)")
+    add_service_arguments(parser)
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be >= 1 and --warmup >= 0")
     if min(args.connections, args.login_connections) < args.threads:
         parser.error("connections must be at least --threads (wrk opens at least one connection per thread)")
-    check_loopback(parser, "--database-url", args.database_url)
-    check_bench_database(parser, args.database_url)
-    if args.redis_url:
-        check_loopback(parser, "--redis-url", args.redis_url)
+    check_service_arguments(parser, args)
     return args
-
-
-def check_loopback(parser, option, url):
-    """The benchmark only ever talks to this machine."""
-    host = conninfo_to_dict(url).get("host") if option == "--database-url" else urllib.parse.urlsplit(url).hostname
-    if host not in (None, "", "localhost", "::1") and not str(host).startswith("127."):
-        parser.error(f"{option} must point at this machine (127.0.0.1 or localhost), not {host!r}")
-
-
-def check_bench_database(parser, url):
-    """DATABASE_URL may well name a developer's own database, and this one gets dropped."""
-    name = conninfo_to_dict(url).get("dbname") or ""
-    if "bench" not in name:
-        parser.error(f"refusing to drop and re-create database {name!r}: use one whose name contains 'bench', "
-                     f"e.g. --database-url {DEFAULT_DATABASE_URL}")
 
 
 def require_wrk():
@@ -147,169 +91,7 @@ def require_wrk():
     return path
 
 
-# --- database ------------------------------------------------------------------------------------------------------
-
-def database_name(url):
-    return conninfo_to_dict(url)["dbname"]
-
-
-def maintenance_sql(url, *statements):
-    """Run statements on the same server as `postgres`'s database, outside any transaction (as DROP DATABASE needs)."""
-    with psycopg.connect(make_conninfo(url, dbname="postgres"), autocommit=True, connect_timeout=10) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def reset_database(url):
-    name = sql.Identifier(database_name(url))
-    maintenance_sql(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name),
-                    sql.SQL("CREATE DATABASE {}").format(name))
-
-
-def drop_database(url):
-    maintenance_sql(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database_name(url))))
-
-
-def app_environment(args, instance_dir):
-    env = dict(os.environ)
-    env.update({
-        "PAWMANITY_CONFIG": "production",
-        "DATABASE_URL": args.database_url,
-        "PAWMANITY_INSTANCE_DIR": str(instance_dir),
-        "PAWMANITY_LOGIN_RATE_LIMIT": "100000 per minute",
-        "SECRET_KEY": SECRET_KEY,
-        "FLASK_APP": "wsgi",
-    })
-    if args.redis_url:
-        env["REDIS_URL"] = args.redis_url
-    else:
-        env.pop("REDIS_URL", None)
-    # Measure the production defaults (password hashing, plugins), whatever the caller's shell says.
-    for name in ("PAWMANITY_ARGON2_MEMORY_KIB", "PAWMANITY_ARGON2_TIME_COST", "PAWMANITY_PLUGINS"):
-        env.pop(name, None)
-    return env
-
-
-def run_migrations(env):
-    try:
-        result = subprocess.run([str(VENV_BIN / "flask"), "db", "upgrade"], cwd=REPO, env=env,
-                                capture_output=True, text=True, timeout=MIGRATION_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"`flask db upgrade` did not finish in {MIGRATION_TIMEOUT} s") from None
-    if result.returncode != 0:
-        raise BenchError(f"`flask db upgrade` failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
-
-
-# --- servers -------------------------------------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-@functools.cache
-def gunicorn_extra_options():
-    """Gunicorn >= 27 opens a control socket under ~/.gunicorn, one path shared by every server: not wanted here."""
-    help_text = subprocess.run([str(VENV_BIN / "gunicorn"), "--help"], capture_output=True, text=True,
-                               timeout=30).stdout
-    return ["--no-control-socket"] if "--no-control-socket" in help_text else []
-
-
-def start_gunicorn(name, app_spec, *, cwd, env, log_dir):
-    port = free_port()
-    log_path = log_dir / f"{name}.log"
-    command = [str(VENV_BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"{HOST}:{port}",
-               *gunicorn_extra_options(), app_spec]
-    with open(log_path, "wb") as log:
-        # A session of its own: Ctrl-C reaches only this script, which then stops the server in order.
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    return Server(name=name, process=process, port=port, log_path=log_path)
-
-
-def stop_server(server):
-    if server.process.poll() is not None:
-        return
-    server.process.send_signal(signal.SIGTERM)
-    try:
-        server.process.wait(timeout=SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(timeout=SERVER_STOP_TIMEOUT)
-
-
-@contextmanager
-def running_server(name, app_spec, *, cwd, env, log_dir, ready_path):
-    server = start_gunicorn(name, app_spec, cwd=cwd, env=env, log_dir=log_dir)
-    try:
-        wait_until_ready(server, ready_path)
-        yield server
-    finally:
-        stop_server(server)
-
-
-def wait_until_ready(server, path):
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise BenchError(f"{server.name} exited with {server.process.returncode} while starting:\n"
-                             f"{log_tail(server.log_path)}")
-        try:
-            status, _ = http_json("GET", server.base_url + path, timeout=2)
-            if status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise BenchError(f"{server.name} did not answer 200 on {path} within {SERVER_START_TIMEOUT} s:\n"
-                     f"{log_tail(server.log_path)}")
-
-
-def worker_pid(server):
-    """The pid of the gunicorn worker: the master's only child."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        children = []
-        for children_file in Path(f"/proc/{server.process.pid}/task").glob("*/children"):
-            children += [int(pid) for pid in children_file.read_text().split()]
-        if len(children) == 1:
-            return children[0]
-        time.sleep(0.1)
-    raise BenchError(f"{server.name}: expected one gunicorn worker, found {children}")
-
-
-def cpu_ticks(pid):
-    """utime + stime of a process, in clock ticks (all of its threads)."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may contain spaces
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
-
-
-def log_tail(path, lines=30):
-    text = path.read_text(errors="replace").splitlines()
-    return "\n".join(text[-lines:])
-
-
-def log_problems(path):
-    """Lines of a gunicorn log that report an error, a traceback or a worker restart."""
-    pattern = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|Worker .* (exited|was sent)")
-    return [line for line in path.read_text(errors="replace").splitlines() if pattern.search(line)]
-
-
 # --- HTTP set-up calls ---------------------------------------------------------------------------------------------
-
-def http_json(method, url, body=None, headers=None, timeout=10):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-
 
 def register_bench_user(base_url):
     status, body = http_json("POST", f"{base_url}/api/v1/auth/register", {
@@ -414,7 +196,7 @@ def measure(wrk, server, label, url, *, args, connections, script=None):
     if worker_pid(server) != pid:
         raise BenchError(f"{server.name}'s worker was replaced during the run:\n{log_tail(server.log_path)}")
     result = parse_wrk(output)
-    cpu_ms = (after - before) * 1000 / os.sysconf("SC_CLK_TCK")
+    cpu_ms = ticks_to_ms(after - before)
     return Measurement(label=label, connections=connections, wrk=result,
                        cpu_ms_per_request=cpu_ms / result.requests if result.requests else float("nan"))
 
@@ -446,26 +228,10 @@ def print_targets(bare, me, login):
           f"{verdict(login.wrk.rps >= LOGIN_TARGET_RPS, [login])}")
 
 
-def print_log_problems(servers):
-    for server in servers:
-        problems = log_problems(server.log_path)
-        if problems:
-            print(f"\n{server.name} log reported {len(problems)} problem line(s); its last lines:")
-            print(log_tail(server.log_path))
-        else:
-            print(f"{server.name} log: no errors, tracebacks or worker restarts")
-
-
 # --- main ----------------------------------------------------------------------------------------------------------
 
 def run(args, wrk, stack):
-    work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pawmanity-bench-")))
-    env = app_environment(args, work_dir / "instance")
-
-    print(f"resetting database {database_name(args.database_url)} and running migrations ...", flush=True)
-    reset_database(args.database_url)
-    stack.callback(drop_database, args.database_url)
-    run_migrations(env)
+    work_dir, env = prepare_database(args, stack)
 
     print("starting PAWMANITY and the bare Flask app (gunicorn -k gevent -w 1) ...", flush=True)
     servers = []

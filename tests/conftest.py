@@ -70,14 +70,19 @@ _app_numbers = count()
 
 
 @pytest.fixture
-def make_app(database, tmp_path):
+def database_url(database, tmp_path):
+    """This test's database: the session's PostgreSQL database, or a fresh copy of the migrated SQLite file."""
+    if database["dialect"] == "postgresql":
+        return database["url"]
+    path = tmp_path / "test.sqlite3"
+    shutil.copy(database["template"], path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def make_app(database, database_url, tmp_path):
     """Build apps on the test database; every app of a test shares its data. Tables are emptied afterwards."""
-    if database["dialect"] == "sqlite":
-        path = tmp_path / "test.sqlite3"
-        shutil.copy(database["template"], path)
-        url = f"sqlite:///{path}"
-    else:
-        url = database["url"]
+    url = database_url
     built = []
     prefix = f"pawmanity-test:{os.getpid()}:{next(_app_numbers)}:"
 

@@ -5,7 +5,6 @@ Socket.IO (WebSocket transport) to it.
 """
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,13 +29,8 @@ def free_port():
 
 
 @pytest.fixture
-def server_env(database, tmp_path):
-    if database["dialect"] == "sqlite":
-        path = tmp_path / "server.sqlite3"
-        shutil.copy(database["template"], path)
-        url = f"sqlite:///{path}"
-    else:
-        url = database["url"]
+def server_env(database_url, tmp_path):
+    url = database_url
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PAWMANITY_", "FLASK_"))}
     env.update(
         PAWMANITY_CONFIG="production",
