@@ -20,6 +20,8 @@ DEFAULT_PLUGINS = (
     "blueprints.patients",
     "blueprints.doctors",
     "blueprints.appointments",
+    "blueprints.consultations",
+    "blueprints.notifications",
 )
 
 
@@ -118,6 +120,8 @@ class Config:
         "task_ignore_result": True,
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.tasks.purge_expired_tokens", "schedule": 3600.0},
+            "send-due-reminders": {"task": "pawmanity.tasks.send_due_reminders", "schedule": 60.0},
+            "send-message-digests": {"task": "pawmanity.tasks.send_message_digests", "schedule": 120.0},
         },
     }
 
@@ -131,12 +135,20 @@ class Config:
     OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
 
     UPLOAD_DIR = str(BASE_DIR / "uploads")
+    NODE_MODULES_DIR = str(BASE_DIR / "node_modules")
 
     # Care and scheduling
     GUARDIAN_INVITATION_HOURS = _env_int("PAWMANITY_GUARDIAN_INVITATION_HOURS", 72)
     LATE_CANCEL_HOURS = _env_int("PAWMANITY_LATE_CANCEL_HOURS", 24)
     MAX_ACTIVE_BOOKINGS = _env_int("PAWMANITY_MAX_ACTIVE_BOOKINGS", 5)
     BOOKING_HORIZON_DAYS = _env_int("PAWMANITY_BOOKING_HORIZON_DAYS", 90)
+
+    # Consultations, chat, notifications
+    CONSULTATION_OPENS_MINUTES = _env_int("PAWMANITY_CONSULTATION_OPENS_MINUTES", 15)
+    CHAT_MESSAGE_MAX_CHARS = 4000
+    CHAT_RATE_LIMIT = os.environ.get("PAWMANITY_CHAT_RATE_LIMIT", "30 per 10 seconds")
+    MESSAGE_DIGEST_DELAY_MINUTES = _env_int("PAWMANITY_MESSAGE_DIGEST_DELAY_MINUTES", 10)
+    REMINDER_WINDOWS = {"24h": 24 * 60, "1h": 60}  # minutes before the start
 
 
 class DevelopmentConfig(Config):

@@ -20,10 +20,12 @@ What it does, all on 127.0.0.1:
   5. prints bookings/second, requests/second, p50 and p99 latency per kind of request and overall, the responses by
      status and problem code, connection errors, and the server's CPU time per request (utime+stime of the gunicorn
      worker from /proc, before and after the load);
-  6. counts in PostgreSQL the pairs of active appointments of one doctor that overlap: there must be none (PASS);
+  6. counts in PostgreSQL the pairs of active appointments of one doctor that overlap: there must be none (PASS),
+     and checks the audit trail's hash chain, which every booking appended to concurrently (`flask audit verify`);
   7. stops the server and drops the database, also on Ctrl-C or an error.
 
-The exit status is 0 only when there is no double booking, no 5xx response and no connection error.
+The exit status is 0 only when there is no double booking, the audit chain is intact, and there was no 5xx response
+and no connection error.
 """
 
 import argparse
@@ -31,6 +33,7 @@ import http.client
 import json
 import math
 import random
+import shutil
 import sys
 import threading
 import time
@@ -40,12 +43,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 
 from harness import (
     HOST, REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, flask_command,
-    http_json, log_tail, prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
+    http_json, log_exceptions, log_tail, prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
 )
 
 API = "/api/v1"
@@ -59,7 +63,8 @@ APP_SETTINGS = {
 
 DOCTORS = 5
 SLOT_MINUTES = 15
-WINDOW = timedelta(hours=3)  # the span of one slot search
+WINDOW_HOURS = 3  # the span of one slot search
+WINDOW = timedelta(hours=WINDOW_HOURS)
 HOT_SHARE = 0.5  # share of rounds that go to the hot doctor's earliest window
 HOT_CHOICES = 2  # a hot round books one of the first this many free slots
 LIST_EVERY = 5  # every this many rounds a client also lists its appointments
@@ -115,6 +120,8 @@ class Integrity:
     double_bookings: int
     stored: int
     active: int
+    audit_chain: str  # the verdict of `flask audit verify`
+    audit_intact: bool
 
 
 # --- command line --------------------------------------------------------------------------------------------------
@@ -123,6 +130,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=50, help="concurrent client loops (default 50)")
     parser.add_argument("--duration", type=int, default=15, help="seconds of load (default 15)")
+    parser.add_argument("--keep-log", type=Path, metavar="PATH",
+                        help="copy the server's gunicorn log to PATH at the end (it is otherwise deleted)")
     add_service_arguments(parser)
     args = parser.parse_args(argv)
     if args.clients < 1:
@@ -273,8 +282,8 @@ class Targets:
         if rng.random() < HOT_SHARE:
             with self._lock:
                 return self.hot_doctor, self._hot_start, True
-        day = self.first_day + timedelta(days=rng.randrange(1, HORIZON_DAYS - 7))
-        return rng.choice(self.cold_doctors), day + timedelta(hours=rng.randrange(0, 24 - 3)), False
+        day = self.first_day + timedelta(days=rng.randrange(1, HORIZON_DAYS - 7))  # well inside the horizon
+        return rng.choice(self.cold_doctors), day + timedelta(hours=rng.randrange(0, 24 - WINDOW_HOURS)), False
 
     def hot_window_full(self, start):
         """A client found no free slot in the hot window starting at `start`: move on, once."""
@@ -328,6 +337,7 @@ def run_load(server, doctors, clients, duration):
         time.sleep(duration)
     finally:
         stop.set()
+        go.set()  # loops still waiting to start see the stop at once
         for thread in threads:
             thread.join(REQUEST_TIMEOUT + 5)
     elapsed = time.perf_counter() - begin
@@ -345,11 +355,18 @@ def run_load(server, doctors, clients, duration):
 
 # --- checks in the database ----------------------------------------------------------------------------------------
 
-def check_database(url):
+def check_database(url, env):
+    """Overlapping active appointments and stored ones by SQL; the audit trail's hash chain by `flask audit verify`
+    (every booking appended to it concurrently)."""
     with psycopg.connect(url, connect_timeout=10) as conn:
         double_bookings = conn.execute(DOUBLE_BOOKINGS_SQL).fetchone()[0]
         stored, active = conn.execute(STORED_SQL).fetchone()
-    return Integrity(double_bookings=double_bookings, stored=stored, active=active)
+    try:
+        audit_chain, audit_intact = flask_command(env, "audit", "verify").strip(), True
+    except BenchError as error:
+        audit_chain, audit_intact = str(error).strip(), False
+    return Integrity(double_bookings=double_bookings, stored=stored, active=active, audit_chain=audit_chain,
+                     audit_intact=audit_intact)
 
 
 # --- report --------------------------------------------------------------------------------------------------------
@@ -410,6 +427,15 @@ def print_report(result, integrity):
     verdict = "PASS" if integrity.double_bookings == 0 else "FAIL"
     print(f"double bookings:     {integrity.double_bookings} overlapping pairs of active appointments: {verdict}")
     print(f"appointments stored: {integrity.stored} ({integrity.active} active)")
+    print(f"audit trail:         {integrity.audit_chain}: {'PASS' if integrity.audit_intact else 'FAIL'}")
+
+
+def print_log_exceptions(server):
+    exceptions = log_exceptions(server.log_path)
+    if exceptions:
+        print(f"{server.name} log: exceptions that ended a traceback:")
+        for line, n in exceptions.most_common():
+            print(f"  {n:>5} x {line}")
 
 
 def server_errors(tally):
@@ -436,9 +462,15 @@ def run(args, stack):
     finally:
         # After the server stopped, so that errors while shutting down are seen too.
         print_log_problems(servers)
-    integrity = check_database(args.database_url)
+        for server in servers:
+            print_log_exceptions(server)
+            if args.keep_log:
+                shutil.copyfile(server.log_path, args.keep_log)
+                print(f"{server.name} log kept as {args.keep_log}")
+    integrity = check_database(args.database_url, env)
     print_report(result, integrity)
-    return integrity.double_bookings == 0 and not server_errors(result.tally) and not result.tally.errors
+    return (integrity.double_bookings == 0 and integrity.audit_intact and not server_errors(result.tally)
+            and not result.tally.errors)
 
 
 def main(argv=None):

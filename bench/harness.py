@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,6 +262,25 @@ def log_problems(path):
     """Lines of a gunicorn log that report an error, a traceback or a worker restart."""
     pattern = re.compile(r"Traceback|\[ERROR\]|\[CRITICAL\]|WORKER TIMEOUT|Worker .* (exited|was sent)")
     return [line for line in path.read_text(errors="replace").splitlines() if pattern.search(line)]
+
+
+def log_exceptions(path):
+    """How often each exception ended a traceback in a log: {"module.Error: first line of its message": count}.
+
+    Of a chain ("The above exception was the direct cause ...", "During handling ..."), only the last one counts.
+    """
+    found = Counter()
+    last, in_traceback = None, False
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+        elif in_traceback and line and not line[0].isspace():
+            last, in_traceback = line[:200], False
+            found[last] += 1
+        elif last and line.startswith(("The above exception was", "During handling of the above exception")):
+            found[last] -= 1
+            last = None
+    return +found  # drops the chained ones, now at zero
 
 
 def print_log_problems(servers):

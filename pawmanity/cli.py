@@ -5,7 +5,7 @@ import os
 import click
 from flask.cli import AppGroup
 
-from pawmanity.services import accounts, audit, demo, tokens
+from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens
 from pawmanity.services.actor import Actor
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -60,6 +60,24 @@ def tokens_purge():
     click.echo(f"purged {refresh} refresh tokens and {revoked} blocklist rows")
 
 
+reminders_cli = AppGroup("reminders", help="Appointment reminders.")
+
+
+@reminders_cli.command("send-due")
+def reminders_send_due():
+    """Send the reminders that are due (safe to run from several workers at once)."""
+    click.echo(f"sent {reminders.send_due()} reminders")
+
+
+notifications_cli = AppGroup("notifications", help="Notifications.")
+
+
+@notifications_cli.command("send-digests")
+def notifications_send_digests():
+    """E-mail one digest per consultation to participants who left messages unread."""
+    click.echo(f"sent {messaging.send_digests()} digests")
+
+
 def register_commands(app):
-    for command in (create_admin, demo_cli, audit_cli, tokens_cli):
+    for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli):
         app.cli.add_command(command)

@@ -1,20 +1,21 @@
 """Socket.IO foundations: token authentication at connect, shared by every plugin's namespace."""
 
 import uuid
+from functools import wraps
 
 from flask import session
 from flask_jwt_extended import decode_token
-from flask_socketio import Namespace, join_room
-from jwt import PyJWTError
 from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_socketio import Namespace, disconnect, emit, join_room
+from jwt import PyJWTError
+from marshmallow import ValidationError
 
+from pawmanity.errors import DomainError
 from pawmanity.extensions import db
 from pawmanity.models import User
 from pawmanity.services import tokens
-
-
-def user_room(user_id):
-    return f"user:{user_id}"
+from pawmanity.services.actor import Actor
+from pawmanity.services.live import user_room
 
 
 def authenticate_socket(auth):
@@ -47,9 +48,43 @@ class AuthenticatedNamespace(Namespace):
         user, claims = authenticate_socket(auth)
         session["user_id"] = str(user.id)
         session["role"] = user.role
-        session["sid"] = claims.get("sid")
+        session["claims"] = {"jti": claims.get("jti"), "sid": claims.get("sid")}
         join_room(user_room(user.id))
 
     @staticmethod
     def current_user_id():
         return session.get("user_id")
+
+
+def socket_actor():
+    """The Actor behind the current Socket.IO event (set at connect)."""
+    from flask import request
+
+    return Actor(user_id=uuid.UUID(session["user_id"]), role=session["role"], ip=request.remote_addr)
+
+
+def acknowledged(handler):
+    """Run an event handler; domain and validation errors become an `{error: {...}}` acknowledgement, never a
+    crash. A socket whose token was revoked since it connected is disconnected instead."""
+
+    @wraps(handler)
+    def wrapper(self, data=None):
+        if tokens.is_revoked(session.get("claims") or {}):
+            disconnect()
+            return {"error": {"status": 401, "code": "token_revoked", "detail": "Your session has ended."}}
+        try:
+            return handler(self, data)
+        except ValidationError as error:
+            return {"error": {"status": 422, "code": "validation_failed", "detail": "The event did not validate.",
+                              "errors": error.normalized_messages()}}
+        except DomainError as error:
+            body = {"status": error.status, "code": error.code, "detail": error.detail, **error.extra}
+            if error.errors:
+                body["errors"] = error.errors
+            if error.status == 429:
+                emit("error", body)
+            return {"error": body}
+        finally:
+            db.session.remove()
+
+    return wrapper

@@ -22,3 +22,24 @@ def purge_expired_tokens():
 
     refresh, revoked = tokens.purge_expired()
     return {"refresh_tokens": refresh, "revoked_tokens": revoked}
+
+
+@shared_task(name="pawmanity.tasks.send_email", autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_email(*, to, subject, body):
+    from pawmanity.services import mailer
+
+    mailer.send_mail(to=to, subject=subject, body=body)
+
+
+@shared_task(name="pawmanity.tasks.send_due_reminders")
+def send_due_reminders():
+    from pawmanity.services import reminders
+
+    return reminders.send_due()
+
+
+@shared_task(name="pawmanity.tasks.send_message_digests")
+def send_message_digests():
+    from pawmanity.services import messaging
+
+    return messaging.send_digests()

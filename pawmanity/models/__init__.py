@@ -2,6 +2,10 @@
 
 from pawmanity.models.audit import GENESIS_HASH, AuditEvent
 from pawmanity.models.base import UTCDateTime, utcnow
+from pawmanity.models.consultation import (
+    NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS, REMINDER_WINDOWS, Consultation, Message, NotificationPreference,
+    ReadReceipt, ReminderDelivery,
+)
 from pawmanity.models.care import (
     GUARDIAN_RELATIONS, NEUTER_STATUSES, RECORD_KINDS, SEXES, SPECIES, GuardianInvitation, Guardianship,
     MedicalRecord, MedicalRecordVersion, Patient, WeightMeasurement,
@@ -18,4 +22,6 @@ __all__ = [
     "Appointment", "AppointmentEvent", "AuditEvent", "AuthSession", "AvailabilityRule", "DoctorProfile",
     "DoctorSpecies", "GuardianInvitation", "Guardianship", "MedicalRecord", "MedicalRecordVersion", "Notification",
     "Patient", "RefreshToken", "RevokedToken", "TimeOff", "UTCDateTime", "User", "WeightMeasurement", "utcnow",
+    "NOTIFICATION_CATEGORIES", "NOTIFICATION_CHANNELS", "REMINDER_WINDOWS", "Consultation", "Message",
+    "NotificationPreference", "ReadReceipt", "ReminderDelivery",
 ]

@@ -25,7 +25,7 @@ EARLIEST_WINDOW = timedelta(days=7)
 # action -> (statuses it may start from, status it leads to, who may do it)
 TRANSITIONS = {
     "confirm": (("requested",), "confirmed", ("doctor", "admin")),
-    "start": (("confirmed",), "in_progress", ("doctor", "admin")),
+    "start": (("confirmed",), "in_progress", ("guardian", "doctor", "admin")),  # by opening the consultation
     "complete": (("confirmed", "in_progress"), "completed", ("doctor", "admin")),
     "cancel": (("requested", "confirmed"), "cancelled", ("guardian", "doctor", "admin")),
     "no_show": (("requested", "confirmed"), "no_show", ("doctor", "admin")),
@@ -78,7 +78,14 @@ def book_earliest(actor, *, patient_id, type, doctor_id=None, specialty=None, af
 
 
 def transition(actor, appointment_id, action, *, reason=None):
-    appointment, relation = _visible_appointment(actor, appointment_id, lock=True)
+    appointment, relation = visible_appointment(actor, appointment_id, lock=True)
+    advance(appointment, relation, actor, action, reason=reason)
+    db.session.commit()
+    return appointment
+
+
+def advance(appointment, relation, actor, action, *, reason=None):
+    """Move the appointment along the status machine (in the caller's transaction), or raise 403 / 409."""
     sources, target, allowed = TRANSITIONS[action]
     if relation not in allowed:
         raise Forbidden(f"Your role cannot {action.replace('_', ' ')} this appointment.")
@@ -99,12 +106,10 @@ def transition(actor, appointment_id, action, *, reason=None):
     if action in ("confirm", "cancel"):
         title = "Appointment confirmed" if action == "confirm" else "Appointment cancelled"
         _notify_parties(appointment, f"appointment.{target}", title, _when(appointment), exclude=actor.user_id)
-    db.session.commit()
-    return appointment
 
 
 def reschedule(actor, appointment_id, start):
-    appointment, relation = _visible_appointment(actor, appointment_id, lock=True)
+    appointment, relation = visible_appointment(actor, appointment_id, lock=True)
     if appointment.status not in ("requested", "confirmed"):
         raise Conflict(f"An appointment that is {appointment.status.replace('_', ' ')} cannot be rescheduled.",
                        code="invalid_transition")
@@ -126,7 +131,7 @@ def reschedule(actor, appointment_id, start):
 
 
 def get_appointment(actor, appointment_id):
-    appointment, _ = _visible_appointment(actor, appointment_id)
+    appointment, _ = visible_appointment(actor, appointment_id)
     audit.record("appointment.read", actor, object_type="appointment", object_id=appointment.id)
     db.session.commit()
     return appointment
@@ -167,19 +172,20 @@ def calendar_appointments(actor):
     return appointments
 
 
-def _visible_appointment(actor, appointment_id, *, lock=False):
+def visible_appointment(actor, appointment_id, *, lock=False):
     """The appointment and how the actor relates to it: 'guardian', 'doctor' (its doctor) or 'admin'."""
     query = select(Appointment).where(Appointment.id == appointment_id)
     if lock:
         query = query.with_for_update()
     appointment = db.session.scalar(query)
-    relation = _relation(actor, appointment) if appointment is not None else None
+    relation = relation_to(actor, appointment) if appointment is not None else None
     if relation is None:
         raise NotFound("No such appointment.")
     return appointment, relation
 
 
-def _relation(actor, appointment):
+def relation_to(actor, appointment):
+    """'admin', 'doctor' (the appointment's doctor), 'guardian' (of its patient), or None."""
     if actor.role == "admin":
         return "admin"
     if actor.role == "doctor" and appointment.doctor.user_id == actor.user_id:
@@ -242,10 +248,13 @@ def _log(appointment, actor, action, from_status, to_status, *, from_start=None,
                                     to_start_at=to_start, note=note))
 
 
+def guardian_ids(patient_id):
+    return db.session.scalars(select(Guardianship.user_id).where(Guardianship.patient_id == patient_id)).all()
+
+
 def _notify_parties(appointment, kind, title, body, *, exclude=None):
-    guardians = db.session.scalars(select(Guardianship.user_id).where(
-        Guardianship.patient_id == appointment.patient_id)).all()
-    recipients = [user_id for user_id in [appointment.doctor.user_id, *guardians] if user_id != exclude]
+    recipients = [user_id for user_id in [appointment.doctor.user_id, *guardian_ids(appointment.patient_id)]
+                  if user_id != exclude]
     notify(recipients, kind, title=title, body=body, data={"appointment_id": str(appointment.id)})
 
 

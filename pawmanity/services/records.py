@@ -17,7 +17,7 @@ def create_record(actor, patient_id, data):
     record = MedicalRecord(patient_id=patient.id, created_by=actor.user_id, updated_by=actor.user_id, **data)
     db.session.add(record)
     db.session.flush()
-    _snapshot(record, actor)
+    snapshot(record, actor)
     audit.record("record.create", actor, object_type="medical_record", object_id=record.id,
                  detail={"patient_id": str(patient.id), "kind": record.kind})
     db.session.commit()
@@ -58,7 +58,7 @@ def update_record(actor, patient_id, record_id, changes, *, expected_version):
         db.session.rollback()
         raise PreconditionFailed("The record was changed at the same time; reload and try again.",
                                  code="stale_version") from None
-    _snapshot(record, actor)
+    snapshot(record, actor)
     audit.record("record.update", actor, object_type="medical_record", object_id=record.id,
                  detail={"fields": sorted(changes), "version": record.version})
     db.session.commit()
@@ -84,7 +84,8 @@ def _visible_record(actor, patient_id, record_id):
     return record
 
 
-def _snapshot(record, actor):
+def snapshot(record, actor):
+    """Keep this version of the record."""
     db.session.add(MedicalRecordVersion(
         record_id=record.id, version=record.version, changed_by=actor.user_id, changed_at=utcnow(),
         **{field: getattr(record, field) for field in VERSIONED_FIELDS},

@@ -1,0 +1,44 @@
+"""The /chat namespace: join a consultation's room, send messages, typing indicators and read receipts."""
+
+from flask import request
+from flask_socketio import emit, join_room, leave_room
+
+from blueprints.consultations.schemas import ConsultationRef, ReadIn, SocketMessageIn
+from pawmanity.realtime import AuthenticatedNamespace, acknowledged, socket_actor
+from pawmanity.services import consultations, live, messaging
+
+
+class ChatNamespace(AuthenticatedNamespace):
+    @acknowledged
+    def on_join(self, data):
+        consultation = consultations.visible(socket_actor(), ConsultationRef().load(data)["consultation_id"])
+        join_room(live.consultation_room(consultation.id))
+        return {"ok": True, "active": consultation.active, "message_count": consultation.message_count}
+
+    @acknowledged
+    def on_leave(self, data):
+        leave_room(live.consultation_room(ConsultationRef().load(data)["consultation_id"]))
+        return {"ok": True}
+
+    @acknowledged
+    def on_message(self, data):
+        fields = SocketMessageIn().load(data)
+        message, created = messaging.post_message(
+            socket_actor(), fields["consultation_id"], body=fields["body"], client_id=fields["client_id"],
+            attachment_ids=fields["attachment_ids"], skip_sid=request.sid)
+        return {"ok": True, "created": created, "message": messaging.serialize(message)}
+
+    @acknowledged
+    def on_typing(self, data):
+        actor = socket_actor()
+        consultation = consultations.visible(actor, ConsultationRef().load(data)["consultation_id"])
+        emit("typing", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id)},
+             to=live.consultation_room(consultation.id), skip_sid=request.sid)
+        return {"ok": True}
+
+    @acknowledged
+    def on_read(self, data):
+        fields = ReadIn().load(data)
+        seq = messaging.mark_read(socket_actor(), fields["consultation_id"], fields["message_id"],
+                                  skip_sid=request.sid)
+        return {"ok": True, "seq": seq}

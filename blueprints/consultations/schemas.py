@@ -1,0 +1,75 @@
+from marshmallow import fields, validate
+
+from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+
+ClientId = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$"),
+                         metadata={"description": "Chosen by the client; a retry with the same value stores once"})
+
+
+class StartIn(Schema):
+    appointment_id = fields.UUID(required=True)
+
+
+class ConsultationOut(Schema):
+    id = fields.String(required=True)
+    appointment_id = fields.String(required=True)
+    doctor_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    started_at = UTCDateTime(required=True)
+    ended_at = UTCDateTime(allow_none=True)
+    summary = fields.String(allow_none=True)
+    diagnosis = fields.String(allow_none=True)
+    message_count = fields.Integer(required=True)
+
+
+class ConsultationListQuery(PageQuery):
+    active = fields.Boolean()
+
+
+class PrescriptionIn(Schema):
+    medication = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    dosage = fields.String(validate=validate.Length(max=200))
+    instructions = fields.String(validate=validate.Length(max=1000))
+    days = fields.Integer(validate=validate.Range(min=1, max=365))
+
+
+class EndIn(Schema):
+    summary = fields.String(required=True, validate=validate.Length(min=1, max=10000))
+    diagnosis = fields.String(allow_none=True, validate=validate.Length(max=2000))
+    prescriptions = fields.List(fields.Nested(PrescriptionIn), load_default=list, validate=validate.Length(max=20))
+
+
+class MessageIn(Schema):
+    # Length and emptiness are checked after trimming, by the service, the same for REST and Socket.IO.
+    body = fields.String(required=True, validate=validate.Length(max=100_000))
+    client_id = ClientId
+    attachment_ids = fields.List(fields.UUID(), load_default=list, validate=validate.Length(max=10))
+
+
+class SocketMessageIn(MessageIn):
+    consultation_id = fields.UUID(required=True)
+
+
+class ConsultationRef(Schema):
+    consultation_id = fields.UUID(required=True)
+
+
+class ReadIn(ConsultationRef):
+    message_id = fields.UUID(required=True)
+
+
+class MessageOut(Schema):
+    id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    seq = fields.Integer(required=True)
+    sender_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    body = fields.String(required=True)
+    attachment_ids = fields.List(fields.String(), required=True)
+    created_at = UTCDateTime(required=True)
+
+
+class MessageQuery(Schema):
+    after = fields.UUID(metadata={"description": "Only messages after this one (to catch up after reconnecting)"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
