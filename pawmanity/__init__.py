@@ -68,21 +68,30 @@ def register_extensions(app):
     docstore.init_app(app)
     redis_client.init_app(app)
     api.init_app(app)
+    register_socketio(app)
+    # Every Socket.IO connection, even to the default namespace, must present a valid access token.
+    socketio.on_namespace(AuthenticatedNamespace("/"))
+    celery_init_app(app)
+    init_metrics(app)
+
+
+def register_socketio(app):
     # Flask-SocketIO keeps options between init_app calls; a queue from an earlier app must not leak into this one.
     socketio.server_options.pop("client_manager", None)
+    queue = app.config["SOCKETIO_MESSAGE_QUEUE"]
+    if app.config.get("SOCKETIO_WRITE_ONLY") and queue:
+        # A Celery worker serves no sockets: it only emits, through the message queue, to the servers' clients.
+        socketio.init_app(None, message_queue=queue)
+        return
     socketio.init_app(
         app,
         async_mode=app.config["ASYNC_MODE"],
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        message_queue=queue,
         # None means same-origin only; an empty list would switch the origin check off.
         cors_allowed_origins=list(app.config["SOCKETIO_CORS_ORIGINS"]) or None,
         logger=False,
         engineio_logger=False,
     )
-    # Every Socket.IO connection, even to the default namespace, must present a valid access token.
-    socketio.on_namespace(AuthenticatedNamespace("/"))
-    celery_init_app(app)
-    init_metrics(app)
 
 
 def register_request_hooks(app):

@@ -146,3 +146,88 @@ def test_celery_worker_runs_tasks_sent_through_the_redis_broker(server_env, tmp_
         worker.terminate()
         worker.wait(timeout=15)
     assert "purge_expired_tokens" in log_path.read_text()
+
+
+@contextmanager
+def both_servers(server_env, tmp_path):
+    ports = free_port(), free_port()
+    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--no-control-socket"]
+    with running(command + ["-b", f"127.0.0.1:{ports[0]}", "wsgi:app"], server_env, ports[0],
+                 tmp_path / "server-a.log") as first, \
+            running(command + ["-b", f"127.0.0.1:{ports[1]}", "wsgi:app"], server_env, ports[1],
+                    tmp_path / "server-b.log") as second:
+        yield first, second
+
+
+def socket_client(base_url, namespace, token, events):
+    client = socketio_client.Client(reconnection=False)
+    for name in ("message", "notification"):
+        client.on(name, lambda data, name=name: events.append((name, data)), namespace=namespace)
+    client.connect(base_url, namespaces=[namespace], auth={"token": token}, transports=["websocket"],
+                   wait_timeout=10)
+    return client
+
+
+def wait_for(events, name, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [data for event, data in events if event == name]
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"no {name!r} event within {timeout} s; got {events}")
+
+
+@redis_only
+def test_two_server_processes_share_chat_and_a_worker_reaches_clients(
+        server_env, tmp_path, make_app, gen_user, gen_patient, gen_doctor, gen_appointment):
+    from datetime import timedelta
+
+    from pawmanity.models import utcnow
+
+    owner = gen_user()
+    doctor_user, doctor = gen_doctor()
+    pet = gen_patient(owner)
+    appointment = gen_appointment(doctor, pet, utcnow() - timedelta(minutes=2), status="confirmed")
+    gen_appointment(doctor, pet, utcnow() + timedelta(minutes=40), status="confirmed")  # due a 1 h reminder
+    appointment_id, emails = str(appointment.id), (owner.email, doctor_user.email)
+
+    with both_servers(server_env, tmp_path) as (first, second):
+        owner_token, doctor_token = (
+            requests.post(f"{first}/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                          timeout=10).json()["access_token"] for email in emails)
+        consultation = requests.post(f"{first}/api/v1/consultations", json={"appointment_id": appointment_id},
+                                     headers={"Authorization": f"Bearer {doctor_token}"}, timeout=10).json()
+        doctor_events, owner_events = [], []
+        doctor_socket = socket_client(first, "/chat", doctor_token, doctor_events)
+        owner_socket = socket_client(second, "/chat", owner_token, owner_events)
+        for client in (doctor_socket, owner_socket):
+            assert client.call("join", {"consultation_id": consultation["id"]}, namespace="/chat",
+                               timeout=10)["ok"]
+        ack = owner_socket.call("message", {"consultation_id": consultation["id"], "body": "Across processes",
+                                            "client_id": "x-1"}, namespace="/chat", timeout=10)
+        assert ack["ok"]
+        assert [m["body"] for m in wait_for(doctor_events, "message")] == ["Across processes"]
+
+        # A Celery worker (send-only Socket.IO) emits a reminder notification; a client of server two hears it.
+        live_events = []
+        notifications = socket_client(second, "/notifications", owner_token, live_events)
+        worker_log = tmp_path / "worker.log"
+        with open(worker_log, "wb") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "pawmanity.worker", "worker", "-P",
+                                       "solo", "--loglevel=info"], cwd=ROOT, env=server_env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        try:
+            app = make_app(SQLALCHEMY_DATABASE_URI=server_env["DATABASE_URL"], REDIS_URL=REDIS_URL, CELERY={
+                "broker_url": REDIS_URL, "task_always_eager": False, "task_ignore_result": True})
+            with app.app_context():
+                from pawmanity.tasks import send_due_reminders
+
+                send_due_reminders.delay()
+            kinds = [n["kind"] for n in wait_for(live_events, "notification", timeout=30)]
+            assert kinds == ["reminder.1h"], worker_log.read_text()
+        finally:
+            worker.terminate()
+            worker.wait(timeout=15)
+            for client in (doctor_socket, owner_socket, notifications):
+                client.disconnect()
