@@ -64,6 +64,8 @@ class Config:
     # No pre-ping: it would add a round trip to every request. Connections are recycled instead, and a connection
     # found dead is discarded by SQLAlchemy's disconnect handling.
     SQLALCHEMY_ENGINE_OPTIONS = {
+        # Bound parameters can be medical (a booking's reason); they stay out of logs and error messages.
+        "hide_parameters": True,
         "pool_recycle": 1800,
         "pool_size": _env_int("PAWMANITY_DB_POOL_SIZE", 10),
         "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 20),

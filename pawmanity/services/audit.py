@@ -3,13 +3,16 @@
 Rows are only ever appended, each carrying the SHA-256 of its content and of the row before it, so an edit or a
 deletion anywhere breaks the chain that `flask audit verify` walks. Appends are serialised (an advisory lock on
 PostgreSQL; SQLite serialises writers itself) and the unique prev_hash makes a fork impossible even so.
-An audit row joins the caller's transaction: it is committed, or rolled back, with the change it describes.
+An audit row joins the caller's transaction: it is committed, or rolled back, with the change it describes. It is
+written at the last moment, just before the commit, so the chain's lock is held for the commit alone rather than
+for the whole request.
 """
 
 import hashlib
 import json
 
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
 
 from pawmanity.extensions import db
 from pawmanity.models import GENESIS_HASH, AuditEvent, utcnow
@@ -20,13 +23,12 @@ AUDIT_CHAIN_LOCK = 0x5A3D17
 SUCCESS, FAILURE, DENIED = "success", "failure", "denied"
 
 
+PENDING = "pawmanity.audit"
+
+
 def record(action, actor, *, object_type=None, object_id=None, outcome=SUCCESS, detail=None):
-    """Append one event to the session's transaction; the caller commits."""
-    session = db.session
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
-    prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS_HASH
-    event = AuditEvent(
+    """Add one event to the session's transaction; it is appended to the chain when the caller commits."""
+    db.session.info.setdefault(PENDING, []).append(dict(
         occurred_at=utcnow(),
         actor_id=actor.user_id,
         actor_role=actor.role,
@@ -36,12 +38,27 @@ def record(action, actor, *, object_type=None, object_id=None, outcome=SUCCESS, 
         outcome=outcome,
         ip=actor.ip,
         detail=detail,
-        prev_hash=prev_hash,
-    )
-    event.hash = event_hash(event)
-    session.add(event)
+    ))
+
+
+@event.listens_for(Session, "before_commit")
+def _append_pending(session):
+    entries = session.info.pop(PENDING, None)
+    if not entries:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
+    prev_hash = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS_HASH
+    for entry in entries:
+        row = AuditEvent(**entry, prev_hash=prev_hash)
+        row.hash = prev_hash = event_hash(row)
+        session.add(row)
     session.flush()
-    return event
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_pending(session):
+    session.info.pop(PENDING, None)
 
 
 def event_hash(event):

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import exists, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from pawmanity.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pawmanity.extensions import db
@@ -37,6 +37,7 @@ def book(actor, *, doctor_id, patient_id, start, type, reason=None):
     doctor = _bookable_doctor(doctor_id, patient)
     _check_start(doctor, start)
     _check_booking_quota(actor)
+    _lock_doctor_calendar(doctor.id)
     appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, booked_by=actor.user_id,
                               start_at=start, end_at=start + timedelta(minutes=doctor.slot_minutes),
                               type=type, reason=reason, status="requested")
@@ -115,6 +116,7 @@ def reschedule(actor, appointment_id, start):
                        code="invalid_transition")
     doctor = appointment.doctor
     _check_start(doctor, start)
+    _lock_doctor_calendar(doctor.id)
     previous_start, previous_status = appointment.start_at, appointment.status
     appointment.start_at, appointment.end_at = start, start + timedelta(minutes=doctor.slot_minutes)
     # A change asked for by the patient's side needs the doctor to confirm again.
@@ -232,6 +234,16 @@ def _check_booking_quota(actor):
                        code="too_many_bookings")
 
 
+def _lock_doctor_calendar(doctor_id):
+    """Queue writers of one doctor's calendar behind each other.
+
+    The exclusion constraint alone never lets an overlap in, but two transactions inserting overlapping rows at the
+    same instant can each wait for the other and end in a deadlock (PostgreSQL checks exclusion constraints after
+    inserting the index entry). Taking the doctor's row first makes the second writer wait, then see the conflict.
+    """
+    db.session.execute(select(DoctorProfile.id).where(DoctorProfile.id == doctor_id).with_for_update())
+
+
 def _flush_or_slot_taken():
     try:
         db.session.flush()
@@ -240,6 +252,12 @@ def _flush_or_slot_taken():
         if "appointments_no_overlap" in str(error.orig):
             raise Conflict("That slot has just been taken; pick another.", code="slot_taken") from None
         raise
+    except OperationalError as error:
+        # Defence in depth: should two writers still deadlock, the loser lost the race for the slot.
+        if getattr(error.orig, "sqlstate", None) != "40P01":
+            raise
+        db.session.rollback()
+        raise Conflict("That slot has just been taken; pick another.", code="slot_taken") from None
 
 
 def _log(appointment, actor, action, from_status, to_status, *, from_start=None, to_start=None, note=None):
