@@ -3,6 +3,8 @@
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.support import assert_problem, iso, next_slot
 
@@ -173,3 +175,20 @@ class TestSlots:
     def test_unverified_doctors_have_no_public_slots(self, client, gen_doctor):
         _, doctor = gen_doctor(verified=False)
         assert_problem(client.get(f"/api/v1/doctors/{doctor.id}/slots"), 404)
+
+
+@given(slots=st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), max_size=40),
+       busy=st.lists(st.tuples(st.integers(0, 500), st.integers(1, 90)), max_size=40))
+def test_clear_of_agrees_with_checking_every_pair(slots, busy):
+    from pawmanity.services.availability import Slot, clear_of
+
+    base = datetime(2027, 1, 1, tzinfo=timezone.utc)
+
+    def at(minutes):
+        return base + timedelta(minutes=minutes)
+
+    candidates = [Slot(at(start), at(start + length)) for start, length in slots]
+    intervals = [(at(start), at(start + length)) for start, length in busy]
+    expected = [slot for slot in candidates
+                if not any(b_start < slot.end and slot.start < b_end for b_start, b_end in intervals)]
+    assert clear_of(candidates, intervals) == expected

@@ -6,6 +6,7 @@ does not exist on a given day (the hour skipped in spring) yields no slot, and a
 in autumn) means its first occurrence.
 """
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
@@ -52,9 +53,32 @@ def slot_grid(doctor, start, end):
 def free_slots(doctor, start, end, *, now=None):
     """Slots in [start, end) that are in the future, outside time off and not taken by an active appointment."""
     now = now or utcnow()
-    busy = busy_intervals(doctor.id, start, end)
-    return [slot for slot in slot_grid(doctor, start, end)
-            if slot.start > now and not any(b_start < slot.end and slot.start < b_end for b_start, b_end in busy)]
+    future = [slot for slot in slot_grid(doctor, start, end) if slot.start > now]
+    return clear_of(future, busy_intervals(doctor.id, start, end))
+
+
+def clear_of(slots, busy):
+    """The slots that overlap none of the busy (start, end) intervals, in O((slots + busy) log busy)."""
+    busy_starts, busy_ends = _merged(busy)
+    free = []
+    for slot in slots:
+        # After merging, the last busy interval that starts before the slot ends is the only one that can overlap.
+        index = bisect_left(busy_starts, slot.end) - 1
+        if index < 0 or busy_ends[index] <= slot.start:
+            free.append(slot)
+    return free
+
+
+def _merged(intervals):
+    """Sorted, non-overlapping intervals, as parallel lists of starts and ends."""
+    starts, ends = [], []
+    for begin, finish in sorted(intervals):
+        if ends and begin <= ends[-1]:
+            ends[-1] = max(ends[-1], finish)
+        else:
+            starts.append(begin)
+            ends.append(finish)
+    return starts, ends
 
 
 def is_slot_start(doctor, start):
