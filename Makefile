@@ -23,11 +23,15 @@ $(VENV)/.test-deps: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.run-deps
 
-run: $(VENV)/.run-deps
+# The chat page's Socket.IO client comes from npm (no CDN).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
+
+run: $(VENV)/.run-deps node_modules/.package-lock.json
 	PAWMANITY_CONFIG=development $(BIN)/flask db upgrade
 	PAWMANITY_CONFIG=development $(BIN)/gunicorn -k gevent -w 1 -b $(HOST):$(PORT) wsgi:app
 
-test: $(VENV)/.test-deps
+test: $(VENV)/.test-deps node_modules/.package-lock.json
 	$(BIN)/python -m pytest
 
 demo: $(VENV)/.run-deps
@@ -41,4 +45,4 @@ bench: $(VENV)/.test-deps
 	$(BIN)/python bench/auth_bench.py
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules test-output

@@ -236,3 +236,23 @@ def gen_appointment(app):
         return appointment
 
     return make
+
+
+@pytest.fixture
+def server_env(database_url, tmp_path):
+    """The environment of a production-configured server process on this test's database."""
+    url = database_url
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PAWMANITY_", "FLASK_"))}
+    env.update(
+        PAWMANITY_CONFIG="production",
+        DATABASE_URL=url,
+        SECRET_KEY="a-production-secret-for-server-tests-0123456789",
+        PAWMANITY_INSTANCE_DIR=str(tmp_path / "instance"),
+        PAWMANITY_ARGON2_MEMORY_KIB="1024",
+        PAWMANITY_ARGON2_TIME_COST="1",
+        REDIS_KEY_PREFIX=f"pawmanity-server-test:{os.getpid()}:",
+    )
+    env.pop("MONGO_URI", None)
+    if REDIS_URL:
+        env["REDIS_URL"] = REDIS_URL
+    yield env

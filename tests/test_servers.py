@@ -5,75 +5,19 @@ Socket.IO (WebSocket transport) to it.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
 import socketio as socketio_client
 
+from tests.live_server import ROOT, free_port, gunicorn, running
 from tests.support import PASSWORD, REDIS_URL, redis_only
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server_env(database_url, tmp_path):
-    url = database_url
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PAWMANITY_", "FLASK_"))}
-    env.update(
-        PAWMANITY_CONFIG="production",
-        DATABASE_URL=url,
-        SECRET_KEY="a-production-secret-for-server-tests-0123456789",
-        PAWMANITY_INSTANCE_DIR=str(tmp_path / "instance"),
-        PAWMANITY_ARGON2_MEMORY_KIB="1024",
-        PAWMANITY_ARGON2_TIME_COST="1",
-        REDIS_KEY_PREFIX=f"pawmanity-server-test:{os.getpid()}:",
-    )
-    env.pop("MONGO_URI", None)
-    if REDIS_URL:
-        env["REDIS_URL"] = REDIS_URL
-    yield env
-
-
-@contextmanager
-def running(command, env, port, log_path):
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_until_healthy(port, process, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def wait_until_healthy(port, process, log_path, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{Path(log_path).read_text()}")
-        try:
-            if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"server did not become healthy:\n{Path(log_path).read_text()}")
 
 
 def exercise(base_url, tmp_path):
@@ -100,9 +44,7 @@ def exercise(base_url, tmp_path):
 
 
 def test_gunicorn_gevent_worker(server_env, tmp_path):
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:app"]
-    with running(command, server_env, port, tmp_path / "gunicorn.log") as base_url:
+    with gunicorn(server_env, tmp_path / "gunicorn.log") as base_url:
         exercise(base_url, tmp_path)
 
 
@@ -150,12 +92,8 @@ def test_celery_worker_runs_tasks_sent_through_the_redis_broker(server_env, tmp_
 
 @contextmanager
 def both_servers(server_env, tmp_path):
-    ports = free_port(), free_port()
-    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "--no-control-socket"]
-    with running(command + ["-b", f"127.0.0.1:{ports[0]}", "wsgi:app"], server_env, ports[0],
-                 tmp_path / "server-a.log") as first, \
-            running(command + ["-b", f"127.0.0.1:{ports[1]}", "wsgi:app"], server_env, ports[1],
-                    tmp_path / "server-b.log") as second:
+    with gunicorn(server_env, tmp_path / "server-a.log") as first, \
+            gunicorn(server_env, tmp_path / "server-b.log") as second:
         yield first, second
 
 
