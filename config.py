@@ -151,6 +151,7 @@ class Config:
     CHAT_RATE_LIMIT = os.environ.get("PAWMANITY_CHAT_RATE_LIMIT", "30 per 10 seconds")
     MESSAGE_DIGEST_DELAY_MINUTES = _env_int("PAWMANITY_MESSAGE_DIGEST_DELAY_MINUTES", 10)
     REMINDER_WINDOWS = {"24h": 24 * 60, "1h": 60}  # minutes before the start
+    SOCKET_REVOCATION_SWEEP_SECONDS = _env_int("PAWMANITY_SOCKET_REVOCATION_SWEEP_SECONDS", 10)
 
 
 class DevelopmentConfig(Config):
@@ -173,6 +174,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     MONGO_URI = "mongomock://"
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
+    SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly
     CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}
 
 

@@ -3,7 +3,7 @@
 import uuid
 from functools import wraps
 
-from flask import session
+from flask import current_app, request, session
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_socketio import Namespace, disconnect, emit, join_room
@@ -11,7 +11,7 @@ from jwt import PyJWTError
 from marshmallow import ValidationError
 
 from pawmanity.errors import DomainError
-from pawmanity.extensions import db
+from pawmanity.extensions import db, socketio
 from pawmanity.models import User
 from pawmanity.services import tokens
 from pawmanity.services.actor import Actor
@@ -41,6 +41,10 @@ def authenticate_socket(auth):
     return user, claims
 
 
+# This process's open sockets and the token each connected with: {(socket id, namespace): claims}.
+_open_sockets = {}
+
+
 class AuthenticatedNamespace(Namespace):
     """Refuses connections without a valid access token; puts each socket in its user's room."""
 
@@ -50,6 +54,11 @@ class AuthenticatedNamespace(Namespace):
         session["role"] = user.role
         session["claims"] = {"jti": claims.get("jti"), "sid": claims.get("sid")}
         join_room(user_room(user.id))
+        _open_sockets[(request.sid, self.namespace)] = session["claims"]
+        _start_revocation_sweep()
+
+    def on_disconnect(self, reason=None):
+        _open_sockets.pop((request.sid, self.namespace), None)
 
     @staticmethod
     def current_user_id():
@@ -58,8 +67,6 @@ class AuthenticatedNamespace(Namespace):
 
 def socket_actor():
     """The Actor behind the current Socket.IO event (set at connect)."""
-    from flask import request
-
     return Actor(user_id=uuid.UUID(session["user_id"]), role=session["role"], ip=request.remote_addr)
 
 
@@ -88,3 +95,31 @@ def acknowledged(handler):
             db.session.remove()
 
     return wrapper
+
+
+def _start_revocation_sweep():
+    """Once per process: every few seconds, disconnect open sockets whose token or session has been revoked
+    (logout, a reused refresh token, a deactivated account), even if they send nothing."""
+    interval = current_app.config["SOCKET_REVOCATION_SWEEP_SECONDS"]
+    state = current_app.extensions.setdefault("socket_revocation_sweep", {})
+    if not interval or state.get("started"):
+        return
+    state["started"] = True
+    socketio.start_background_task(_sweep_forever, current_app._get_current_object(), interval)
+
+
+def _sweep_forever(app, interval):
+    while True:
+        socketio.sleep(interval)
+        with app.app_context():
+            sweep_revoked_sockets()
+
+
+def sweep_revoked_sockets():
+    """Disconnect this process's sockets whose token is revoked. Returns how many."""
+    revoked = [key for key, claims in list(_open_sockets.items()) if tokens.is_revoked(claims)]
+    for socket_id, namespace in revoked:
+        _open_sockets.pop((socket_id, namespace), None)
+        socketio.server.disconnect(socket_id, namespace=namespace)
+    db.session.remove()
+    return len(revoked)

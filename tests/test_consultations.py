@@ -241,3 +241,11 @@ class TestSocketChat:
         ack = owner.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat", callback=True)
         assert ack["error"]["code"] == "token_revoked"
         assert not owner.is_connected("/chat")
+
+    def test_an_idle_socket_of_a_revoked_session_is_disconnected_by_the_sweep(self, app, client, room):
+        from pawmanity.realtime import sweep_revoked_sockets
+
+        owner, doctor = chat_client(app, room["owner_token"]), chat_client(app, room["doctor_token"])
+        client.post("/api/v1/auth/logout", headers=bearer(room["owner_token"]))
+        assert sweep_revoked_sockets() == 1
+        assert not owner.is_connected("/chat") and doctor.is_connected("/chat")
