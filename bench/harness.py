@@ -135,13 +135,24 @@ def app_environment(args, instance_dir, extra=None):
 
 def flask_command(env, *arguments, timeout=CLI_TIMEOUT):
     """Run `flask ARGUMENTS` in the repository; its output, or BenchError when it fails."""
-    command = [str(VENV_BIN / "flask"), *arguments]
+    return _run_in_repo([str(VENV_BIN / "flask"), *arguments], f"flask {' '.join(arguments)}", env, timeout)
+
+
+def python_script(env, script, *arguments, timeout=CLI_TIMEOUT):
+    """Run `python SCRIPT ARGUMENTS` (the venv's Python) in the repository with the app's environment, so that the
+    script sees the server's settings (database, SECRET_KEY); its output, or BenchError when it fails."""
+    name = Path(script).name
+    return _run_in_repo([sys.executable, str(script), *arguments], f"python {name} {' '.join(arguments)}".strip(),
+                        env, timeout)
+
+
+def _run_in_repo(command, label, env, timeout):
     try:
         result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BenchError(f"`flask {' '.join(arguments)}` did not finish in {timeout} s") from None
+        raise BenchError(f"`{label}` did not finish in {timeout} s") from None
     if result.returncode != 0:
-        raise BenchError(f"`flask {' '.join(arguments)}` failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
+        raise BenchError(f"`{label}` failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     return result.stdout
 
 
