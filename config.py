@@ -22,6 +22,7 @@ DEFAULT_PLUGINS = (
     "blueprints.appointments",
     "blueprints.consultations",
     "blueprints.notifications",
+    "blueprints.uploads",
 )
 
 
@@ -136,7 +137,10 @@ class Config:
     OPENAPI_SWAGGER_UI_PATH = "docs"
     OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
 
-    UPLOAD_DIR = str(BASE_DIR / "uploads")
+    UPLOAD_DIR = os.environ.get("PAWMANITY_UPLOAD_DIR", str(BASE_DIR / "uploads"))
+    UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
+    UPLOAD_MAX_BYTES = _env_int("PAWMANITY_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+    UPLOAD_MAX_PIXELS = _env_int("PAWMANITY_UPLOAD_MAX_PIXELS", 40_000_000)
     NODE_MODULES_DIR = str(BASE_DIR / "node_modules")
 
     # Care and scheduling

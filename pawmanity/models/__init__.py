@@ -14,6 +14,7 @@ from pawmanity.models.scheduling import (
     ACTIVE_STATUSES, APPOINTMENT_STATUSES, APPOINTMENT_TYPES, Appointment, AppointmentEvent, AvailabilityRule,
     DoctorProfile, DoctorSpecies, Notification, TimeOff,
 )
+from pawmanity.models.upload import Upload
 from pawmanity.models.user import ROLES, SELF_SERVICE_ROLES, AuthSession, RefreshToken, RevokedToken, User
 
 __all__ = [
@@ -23,5 +24,5 @@ __all__ = [
     "DoctorSpecies", "GuardianInvitation", "Guardianship", "MedicalRecord", "MedicalRecordVersion", "Notification",
     "Patient", "RefreshToken", "RevokedToken", "TimeOff", "UTCDateTime", "User", "WeightMeasurement", "utcnow",
     "NOTIFICATION_CATEGORIES", "NOTIFICATION_CHANNELS", "REMINDER_WINDOWS", "Consultation", "Message",
-    "NotificationPreference", "ReadReceipt", "ReminderDelivery",
+    "NotificationPreference", "ReadReceipt", "ReminderDelivery", "Upload",
 ]

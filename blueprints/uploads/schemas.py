@@ -1,0 +1,33 @@
+from flask_smorest.fields import Upload as FileField
+from marshmallow import fields, validate
+
+from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+
+
+class UploadForm(Schema):
+    patient_id = fields.UUID(required=True)
+    consultation_id = fields.UUID()
+    description = fields.String(validate=validate.Length(max=500))
+
+
+class UploadFiles(Schema):
+    file = FileField(required=True, metadata={"description": "JPEG, PNG, WebP, HEIC, PDF or DICOM; 20 MB at most"})
+
+
+class UploadOut(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    consultation_id = fields.String(allow_none=True)
+    filename = fields.String(required=True)
+    description = fields.String(allow_none=True)
+    content_type = fields.String(required=True)
+    size = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    width = fields.Integer(allow_none=True)
+    height = fields.Integer(allow_none=True)
+    has_preview = fields.Function(lambda upload: upload.preview_key is not None, required=True)
+    created_at = UTCDateTime(required=True)
+
+
+class UploadListQuery(PageQuery):
+    patient_id = fields.UUID()

@@ -1,0 +1,198 @@
+"""Uploads: the bytes decide the type, metadata never survives, and every download is checked."""
+
+import io
+import struct
+import uuid
+import zlib
+
+import pytest
+from PIL import Image
+from sqlalchemy import func, select
+
+from pawmanity.extensions import db
+from pawmanity.models import AuditEvent, Upload
+from tests.support import assert_problem
+
+UPLOADS = "/api/v1/uploads"
+GPS_IFD = 0x8825
+ORIENTATION = 0x0112
+
+
+def jpeg_with_gps(width=64, height=32, orientation=6):
+    image = Image.new("RGB", (width, height), (200, 30, 30))
+    exif = Image.Exif()
+    exif[ORIENTATION] = orientation          # "rotate 90° clockwise to display"
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(GPS_IFD).update({1: "N", 2: (52.0, 31.0, 12.0), 3: "E", 4: (13.0, 24.0, 36.0)})
+    output = io.BytesIO()
+    image.save(output, format="JPEG", exif=exif)
+    return output.getvalue()
+
+
+def png(width=40, height=20):
+    output = io.BytesIO()
+    Image.new("RGBA", (width, height), (0, 128, 255, 255)).save(output, format="PNG")
+    return output.getvalue()
+
+
+def png_bomb(side=50_000):
+    """A PNG that claims 50,000 x 50,000 pixels in a few kilobytes."""
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * (1 + side // 8) * 64, 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def dicom():
+    from pydicom import examples
+
+    output = io.BytesIO()
+    examples.ct.save_as(output, enforce_file_format=True)
+    return output.getvalue()
+
+
+def heic():
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    output = io.BytesIO()
+    Image.new("RGB", (30, 20), "green").save(output, format="HEIF")
+    return output.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+
+
+@pytest.fixture
+def owner_and_pet(gen_user, gen_patient):
+    owner = gen_user()
+    return owner, gen_patient(owner)
+
+
+def upload(client, headers, patient, data, filename="photo.jpg", content_type="image/jpeg", **form):
+    return client.post(UPLOADS, headers=headers, content_type="multipart/form-data", data={
+        "patient_id": str(patient.id), "file": (io.BytesIO(data), filename, content_type), **form})
+
+
+def test_a_photo_is_stored_upright_without_metadata(client, auth, owner_and_pet, app):
+    owner, pet = owner_and_pet
+    response = upload(client, auth(owner), pet, jpeg_with_gps(), description="Left ear")
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["content_type"] == "image/jpeg" and (body["width"], body["height"]) == (32, 64)  # rotated
+    content = client.get(f"{UPLOADS}/{body['id']}/content", headers=auth(owner))
+    assert content.status_code == 200 and content.headers["X-Content-Type-Options"] == "nosniff"
+    assert 'attachment; filename=photo.jpg' in content.headers["Content-Disposition"]
+    stored = Image.open(io.BytesIO(content.data))
+    assert dict(stored.getexif()) == {} and stored.getexif().get_ifd(GPS_IFD) == {}
+    assert b"PhoneMaker" not in content.data
+    import hashlib
+
+    assert hashlib.sha256(content.data).hexdigest() == body["sha256"]
+    thumbnail = client.get(f"{UPLOADS}/{body['id']}/thumbnail", headers=auth(owner))
+    assert thumbnail.mimetype == "image/png" and Image.open(io.BytesIO(thumbnail.data)).size[1] <= 320
+
+
+def test_a_png_named_jpg_is_stored_as_png(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    body = upload(client, auth(owner), pet, png(), filename="scan.jpg", content_type="image/jpeg").get_json()
+    assert body["content_type"] == "image/png" and body["filename"] == "scan.png"
+
+
+@pytest.mark.parametrize("maker, content_type", [(dicom, "application/dicom"), (heic, "image/jpeg"),
+                                                 (lambda: PDF, "application/pdf")])
+def test_other_supported_formats(client, auth, owner_and_pet, maker, content_type):
+    owner, pet = owner_and_pet
+    body = upload(client, auth(owner), pet, maker(), filename="file.bin",
+                  content_type="application/octet-stream").get_json()
+    assert body["content_type"] == content_type
+    if content_type == "application/dicom":
+        assert (body["width"], body["height"]) == (128, 128) and body["has_preview"]
+        preview = client.get(f"{UPLOADS}/{body['id']}/thumbnail", headers=auth(owner))
+        assert Image.open(io.BytesIO(preview.data)).size == (128, 128)
+
+
+@pytest.mark.parametrize("data, status, code", [
+    (b"<html><script>alert(1)</script></html>", 415, "unsupported_media_type"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', 415, "unsupported_media_type"),
+    (b"PK\x03\x04" + b"\x00" * 100, 415, "unsupported_media_type"),
+    (b"", 422, "validation_failed"),
+    (png_bomb(), 422, "image_too_large"),
+])
+def test_refused_files_store_nothing(client, auth, owner_and_pet, data, status, code):
+    owner, pet = owner_and_pet
+    assert_problem(upload(client, auth(owner), pet, data), status, code)
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+def test_the_bomb_is_only_a_few_kilobytes():
+    assert len(png_bomb()) < 16 * 1024
+
+
+def test_a_truncated_jpeg_is_refused(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    whole = jpeg_with_gps(width=400, height=300)
+    assert_problem(upload(client, auth(owner), pet, whole[: len(whole) // 2]), 422)
+
+
+def test_too_big_is_413_before_reading_it_all(make_app, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    client = make_app(UPLOAD_MAX_BYTES=10_000).test_client()
+    assert_problem(upload(client, auth(owner), pet, b"\xff\xd8\xff" + b"\x00" * 200_000), 413)
+
+
+@pytest.mark.parametrize("name, expected", [("../../etc/passwd.png", "passwd.png"),
+                                            ("..\\..\\boot.ini.png", "boot.ini.png"),
+                                            ("x\x07y\u202e\t.png", "xy.png"), ("", "upload.png")])
+def test_filenames_are_made_safe(client, auth, owner_and_pet, name, expected):
+    owner, pet = owner_and_pet
+    assert upload(client, auth(owner), pet, png(), filename=name).get_json()["filename"] == expected
+
+
+def test_someone_elses_patient_and_file(client, auth, owner_and_pet, gen_user):
+    owner, pet = owner_and_pet
+    stranger = gen_user()
+    assert_problem(upload(client, auth(stranger), pet, png()), 404)
+    upload_id = upload(client, auth(owner), pet, png()).get_json()["id"]
+    for suffix in ("", "/content", "/thumbnail"):
+        assert_problem(client.get(f"{UPLOADS}/{upload_id}{suffix}", headers=auth(stranger)), 404)
+    assert_problem(client.delete(f"{UPLOADS}/{upload_id}", headers=auth(stranger)), 404)
+    assert client.get(f"{UPLOADS}?patient_id={pet.id}", headers=auth(stranger)).get_json()["total"] == 0
+
+
+def test_range_requests(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    upload_id = upload(client, auth(owner), pet, PDF, filename="report.pdf").get_json()["id"]
+    partial = client.get(f"{UPLOADS}/{upload_id}/content", headers={**auth(owner), "Range": "bytes=0-7"})
+    assert partial.status_code == 206 and partial.data == PDF[:8]
+
+
+def test_a_tampered_file_is_not_served(app, client, auth, owner_and_pet):
+    from pawmanity.services import storage
+
+    owner, pet = owner_and_pet
+    upload_id = upload(client, auth(owner), pet, PDF, filename="report.pdf").get_json()["id"]
+    stored = db.session.scalar(select(Upload.storage_key).where(Upload.id == uuid.UUID(upload_id)))
+    storage.backend().path(stored).write_bytes(PDF.replace(b"Catalog", b"Catalag"))
+    assert_problem(client.get(f"{UPLOADS}/{upload_id}/content", headers=auth(owner)), 500, "integrity_check_failed")
+
+
+def test_delete_keeps_an_audit_trail(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    upload_id = upload(client, auth(owner), pet, png()).get_json()["id"]
+    assert client.delete(f"{UPLOADS}/{upload_id}", headers=auth(owner)).status_code == 204
+    assert_problem(client.get(f"{UPLOADS}/{upload_id}", headers=auth(owner)), 404)
+    deleted = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "upload.delete"))
+    assert deleted.actor_id == owner.id and deleted.object_id == upload_id and deleted.detail["sha256"]
+
+
+def test_identical_files_are_stored_once(app, client, auth, owner_and_pet):
+    from pathlib import Path
+
+    owner, pet = owner_and_pet
+    first = upload(client, auth(owner), pet, PDF, filename="a.pdf").get_json()
+    second = upload(client, auth(owner), pet, PDF, filename="b.pdf").get_json()
+    assert first["id"] != second["id"] and first["sha256"] == second["sha256"]
+    assert len([p for p in Path(app.config["UPLOAD_DIR"]).rglob("*.pdf")]) == 1
