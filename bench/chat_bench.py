@@ -3,7 +3,7 @@
 Run from the repository root:
 
     .venv/bin/python bench/chat_bench.py [--clients 200] [--rooms 100] [--duration 20] [--rate 1]
-                                         [--database-url URL] [--redis-url URL]
+                                         [--database-url URL] [--redis-url URL] [--keep-log PATH]
 
 What it does, all on 127.0.0.1:
   1. drops and re-creates the PostgreSQL database `pawmanity_bench` (or the one named in --database-url, whose name
@@ -16,26 +16,33 @@ What it does, all on 127.0.0.1:
   3. each room's doctor opens its consultation (POST /api/v1/consultations), then every client connects to the
      Socket.IO namespace /chat over WebSocket (python-socketio's client, a few threads per client) and joins its
      room; one warm-up message per room checks that acknowledgements and broadcasts work;
-  4. for --duration seconds every client sends --rate messages per second (open loop: the sends of all clients are
-     spread evenly over time and do not wait for acknowledgements), each with a unique client_id and its send time in
-     the body; the server stores each one, acknowledges it to the sender, and broadcasts it to the others in the room;
-  5. waits up to GRACE seconds for the last acknowledgements and deliveries, then prints: messages stored per second,
+  4. for --duration seconds every client sends --rate messages per second, open loop: each client at its own random
+     phase (the same in every run), never waiting for acknowledgements, so that the members of a room send
+     independently and their messages sometimes cross, as in a real chat. Each message has a unique client_id and its
+     send time in the body; the server stores it, acknowledges it to the sender, and broadcasts it to the others in
+     the room;
+  5. waits up to 5 s for the last acknowledgements and deliveries, then prints: messages stored per second,
      the delivery latency (receipt by a peer - send time) and the acknowledgement latency, p50/p99/max; messages lost
      (acknowledged as stored, but never delivered to a peer by the end of the grace period) and duplicated (the same
      message id delivered twice to one client); the server's CPU time per message (the gunicorn worker's utime+stime
-     from /proc) and this script's own CPU time, so that one can tell whether the load generator was the bottleneck;
-     and the target: delivery p99 under 100 ms at 200 clients;
-  6. checks in PostgreSQL that the messages stored are exactly those acknowledged as stored, that no two share a
-     (consultation, seq) or a (consultation, sender, client_id), and that each consultation's numbering has no gap;
+     from /proc), this script's own CPU time (so that one can tell whether the load generator was the bottleneck) and
+     that of the database's PostgreSQL backends, which share the machine; and the target: delivery p99 under 100 ms at
+     200 clients. Messages never acknowledged are split, by the database, into stored late and never stored;
+  6. checks in PostgreSQL that every message acknowledged as stored is there under the acknowledged id, that no row
+     has a client_id this script did not send, that no two rows share a (consultation, seq) or a (consultation,
+     sender, client_id), and that each consultation's numbering runs 1..message_count without a gap;
   7. stops the server and drops the database, also on Ctrl-C or an error.
 
-The exit status is 0 when nothing was lost, duplicated, refused or inconsistent (the latency target is reported, not
-enforced); 1 otherwise.
+The exit status is 0 when no message was lost, duplicated, left unacknowledged or refused, no client lost its
+connection and the database checks pass (the latency target is reported, not enforced); 1 otherwise.
 """
 
 import argparse
+import heapq
 import json
 import math
+import os
+import random
 import shutil
 import sys
 import threading
@@ -50,8 +57,9 @@ import psycopg
 import socketio
 
 from harness import (
-    REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, http_json, log_exceptions,
-    log_tail, prepare_database, print_log_problems, python_script, running_server, ticks_to_ms, worker_pid,
+    REPO, BenchError, add_service_arguments, backend_ticks, check_service_arguments, cpu_ticks, expect, http_json,
+    log_exceptions, log_tail, machine_busy_ticks, prepare_database, print_log_problems, python_script, running_server,
+    ticks_to_ms, worker_pid,
 )
 
 API = "/api/v1"
@@ -70,6 +78,7 @@ WARMUP_TIMEOUT = 20
 MAX_DURATION = 600  # access tokens live 15 minutes: they must still be valid when the last client connects
 MAX_SEND_RATE = 5000  # messages per second over all clients; more is beyond what one Python thread can pace
 POLL = 0.05
+SCHEDULE_SEED = 2026  # the clients' send phases: the same in every run
 
 
 @dataclass
@@ -116,6 +125,8 @@ class LoadResult:
     client_cpu_s: float
     client_threads: int
     recorder: Recorder
+    database_cpu_ms: float  # the PostgreSQL backends of the bench database
+    machine_cpu_ms: float  # every process of the machine, all cores
 
 
 @dataclass
@@ -295,24 +306,28 @@ def pending(recorder, peers, acked_before):
     return len(recorder.deliveries) < expected
 
 
-def run_load(server, members, rooms, duration, rate, recorder):
-    """Open loop: the k-th send over all clients is due at start + k / (clients x rate), by client k mod clients;
-    a send never waits for an acknowledgement."""
-    interval = 1.0 / (len(members) * rate)
-    total = math.floor(duration * len(members) * rate)
+def run_load(server, members, rooms, duration, rate, recorder, database):
+    """Open loop: client c sends its n-th message at start + phase[c] + n / rate, with a random phase in [0, 1 / rate)
+    (fixed seed), until `duration`; a send never waits for an acknowledgement. The members of a room send
+    independently of each other, as people in a chat do, so that their messages sometimes cross."""
+    period, rng = 1.0 / rate, random.Random(SCHEDULE_SEED)
+    schedule = [(rng.uniform(0, period), 0, member.index) for member in members]  # (due, n, member index)
+    heapq.heapify(schedule)
     peers = {member.index: len(rooms[member.room].members) - 1 for member in members}
     acked_before = len(recorder.acks)
     recorder.deliveries.clear()  # the warm-up's; their acknowledgements stay, for the database checks
     recorder.disconnects.clear()
     pid = worker_pid(server)
-    cpu_before, client_cpu_before = cpu_ticks(pid), time.process_time()
+    database_before = backend_ticks(database)
+    cpu_before, client_cpu_before, machine_before = cpu_ticks(pid), time.process_time(), machine_busy_ticks()
     wall_begin, begin = time.time(), time.perf_counter()
-    for k in range(total):
-        delay = begin + k * interval - time.perf_counter()
+    while schedule[0][0] < duration:
+        due, n, index = schedule[0]
+        delay = begin + due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        member = members[k % len(members)]
-        send(member, f"c{member.index}-{k // len(members)}", max(0.0, -delay), recorder)
+        send(members[index], f"c{index}-{n}", max(0.0, -delay), recorder)
+        heapq.heapreplace(schedule, (due + period, n + 1, index))
     send_elapsed = time.perf_counter() - begin
     deadline, drained = time.perf_counter() + GRACE, False
     while time.perf_counter() < deadline:
@@ -321,13 +336,18 @@ def run_load(server, members, rooms, duration, rate, recorder):
             break
         time.sleep(POLL)
     cpu_after, client_cpu = cpu_ticks(pid), time.process_time() - client_cpu_before
+    machine_ms = ticks_to_ms(machine_busy_ticks() - machine_before)
     measured, wall_end = time.perf_counter() - begin, time.time()
+    database_after = backend_ticks(database)  # backends that ended meanwhile are missed: rare with a pool
     if worker_pid(server) != pid:
         raise BenchError(f"the gunicorn worker was replaced during the load:\n{log_tail(server.log_path)}")
     return LoadResult(clients=len(members), rooms=len(rooms), sent=len(recorder.sends), send_elapsed=send_elapsed,
                       measured_elapsed=measured, window=(wall_begin, wall_end), drained=drained,
                       disconnects=len(recorder.disconnects), server_cpu_ms=ticks_to_ms(cpu_after - cpu_before),
-                      client_cpu_s=client_cpu, client_threads=threading.active_count(), recorder=recorder)
+                      client_cpu_s=client_cpu, client_threads=threading.active_count(), recorder=recorder,
+                      database_cpu_ms=ticks_to_ms(sum(ticks - database_before.get(backend, 0)
+                                                      for backend, ticks in database_after.items())),
+                      machine_cpu_ms=machine_ms)
 
 
 # --- counting ------------------------------------------------------------------------------------------------------
@@ -495,6 +515,12 @@ def print_report(args, result, found, integrity):
           f"{result.server_cpu_ms / 10 / window:.0f}% of a core)")
     print(f"load generator CPU:  {result.client_cpu_s:.1f} s = {result.client_cpu_s * 100 / window:.0f}% of a core "
           f"(this script, on the same 2-core machine)")
+    print(f"PostgreSQL CPU:      {result.database_cpu_ms / 1000:.1f} s = {result.database_cpu_ms / 10 / window:.0f}% "
+          f"of a core (the bench database's backends, on the same machine)")
+    others = result.machine_cpu_ms - result.server_cpu_ms - result.client_cpu_s * 1000 - result.database_cpu_ms
+    print(f"other CPU use:       {max(0.0, others) / 1000:.1f} s = {max(0.0, others) / 10 / window:.0f}% of a core "
+          f"(the rest of the machine: {os.cpu_count()} cores busy {result.machine_cpu_ms / 10 / window:.0f}% of one "
+          f"in all; much here means the figures were measured on a shared machine)")
     print()
     print(f"database:            {integrity.rows} messages (warm-up included); acknowledged but not stored: "
           f"{integrity.acked_missing}; stored under a client_id never sent: {integrity.foreign_rows}")
@@ -522,6 +548,8 @@ def run(args, stack):
     print(f"writing {args.rooms} rooms and {args.clients} accounts to the database (bench/chat_seed.py) ...",
           flush=True)
     rooms, members = seed(env, args.clients, args.rooms)
+    # Before the server takes its connections; reads the CPU time of the server's PostgreSQL backends.
+    database = stack.enter_context(psycopg.connect(args.database_url, autocommit=True, connect_timeout=10))
 
     print("starting PAWMANITY (gunicorn -k gevent -w 1) ...", flush=True)
     servers, recorder = [], Recorder()
@@ -538,7 +566,7 @@ def run(args, stack):
                       flush=True)
                 print(f"chat: {len(members)} clients x {args.rate:g} message/s for {args.duration:g} s ...",
                       flush=True)
-                result = run_load(app, members, rooms, args.duration, args.rate, recorder)
+                result = run_load(app, members, rooms, args.duration, args.rate, recorder, database)
             finally:
                 with ThreadPoolExecutor(SETUP_THREADS) as pool:
                     list(pool.map(disconnect, members))

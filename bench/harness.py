@@ -260,6 +260,34 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
 
 
+def backend_ticks(conn):
+    """utime + stime of each PostgreSQL backend serving the database of `conn` (but its own), by pid.
+
+    PostgreSQL runs on this machine too, so its CPU time shares the cores with the server and the load generator.
+    `conn` is opened before the load (a busy server may take every connection the database allows), in autocommit
+    mode (pg_stat_activity is read once per transaction).
+    """
+    pids = [row[0] for row in conn.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+    ticks = {}
+    for pid in pids:
+        try:
+            ticks[pid] = cpu_ticks(pid)
+        except OSError:  # the backend ended meanwhile
+            pass
+    return ticks
+
+
+def machine_busy_ticks():
+    """CPU time all processes of the machine spent busy (all cores), in clock ticks, from the first line of /proc/stat.
+
+    Less what the benchmark's own processes used, it tells whether something else shared the cores meanwhile.
+    """
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return user + nice + system + irq + softirq + steal
+
+
 def ticks_to_ms(ticks):
     return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 

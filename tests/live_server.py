@@ -43,7 +43,7 @@ def wait_until_healthy(port, process, log_path, timeout=30):
         try:
             if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still warming up
             time.sleep(0.2)
     raise AssertionError(f"server did not become healthy:\n{Path(log_path).read_text()}")
 
