@@ -105,10 +105,29 @@ class TestRestMessages:
             assert_problem(client.post(room["messages_url"], json={"body": "hi", "client_id": client_id},
                                        headers=bearer(room["owner_token"])), 422)
 
-    def test_attachments_need_the_uploads_plugin(self, client, room):
-        response = client.post(room["messages_url"], headers=bearer(room["owner_token"]), json={
-            "body": "see photo", "client_id": "a-1", "attachment_ids": ["00000000-0000-4000-8000-000000000000"]})
-        assert "attachment_ids" in assert_problem(response, 422)["errors"]
+    def test_attachments_are_uploads_of_this_patient(self, client, room, gen_user, gen_patient, auth):
+        import io
+
+        from tests.test_uploads import png
+
+        def upload_for(patient, token):
+            return client.post("/api/v1/uploads", headers=bearer(token), content_type="multipart/form-data",
+                               data={"patient_id": str(patient.id), "file": (io.BytesIO(png()), "ear.png")}
+                               ).get_json()["id"]
+
+        photo = upload_for(room["pet"], room["owner_token"])
+        sent = client.post(room["messages_url"], headers=bearer(room["owner_token"]), json={
+            "body": "see photo", "client_id": "a-1", "attachment_ids": [photo]})
+        assert sent.status_code == 201 and sent.get_json()["attachment_ids"] == [photo]
+        # The doctor of the consultation may open it.
+        assert client.get(f"/api/v1/uploads/{photo}/content", headers=bearer(room["doctor_token"])).status_code == 200
+
+        stranger = gen_user()
+        elsewhere = upload_for(gen_patient(stranger), auth(stranger)["Authorization"].split()[1])
+        for attachment in (elsewhere, "00000000-0000-4000-8000-000000000000"):
+            response = client.post(room["messages_url"], headers=bearer(room["owner_token"]), json={
+                "body": "see photo", "client_id": f"b-{attachment[:4]}", "attachment_ids": [attachment]})
+            assert "attachment_ids" in assert_problem(response, 422)["errors"]
 
     def test_flooding_is_rate_limited(self, make_app, room, monkeypatch):
         app = make_app(CHAT_RATE_LIMIT="3 per minute")

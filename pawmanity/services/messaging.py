@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pawmanity.errors import Conflict, DomainError, InvalidInput, NotFound
 from pawmanity.extensions import db
-from pawmanity.models import Consultation, Message, ReadReceipt, utcnow
+from pawmanity.models import Consultation, Message, ReadReceipt, Upload, utcnow
 from pawmanity.services import consultations, live
 from pawmanity.services.notifier import notify
 
@@ -33,9 +33,7 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
     if not consultation.active:
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
     body = _clean_body(body)
-    if attachment_ids:
-        raise InvalidInput("Attachments are not available on this server.",
-                           errors={"attachment_ids": ["Attachments need the uploads plugin."]})
+    attachment_ids = _check_attachments(consultation, attachment_ids)
     _check_rate(actor.user_id)
     # Lock the consultation: the next number is taken and committed before anyone else can take one.
     locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update())
@@ -43,7 +41,7 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
     locked.message_count += 1
     message = Message(consultation_id=locked.id, seq=locked.message_count, sender_id=actor.user_id,
-                      client_id=client_id, body=body, attachment_ids=list(attachment_ids) or None)
+                      client_id=client_id, body=body, attachment_ids=attachment_ids or None)
     db.session.add(message)
     try:
         db.session.flush()
@@ -139,6 +137,20 @@ def _advance_receipt(consultation_id, user_id, seq):
         db.session.add(ReadReceipt(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq))
     elif seq > receipt.last_read_seq:
         receipt.last_read_seq, receipt.updated_at = seq, utcnow()
+
+
+def _check_attachments(consultation, attachment_ids):
+    """Attachments must be live uploads of this consultation's patient (which every participant may see)."""
+    wanted = list(dict.fromkeys(attachment_ids))
+    if not wanted:
+        return []
+    found = set(db.session.scalars(select(Upload.id).where(
+        Upload.id.in_(wanted), Upload.patient_id == consultation.patient_id, Upload.deleted_at.is_(None))))
+    unknown = [str(upload_id) for upload_id in wanted if upload_id not in found]
+    if unknown:
+        raise InvalidInput("Attach only files uploaded for this patient.",
+                           errors={"attachment_ids": [f"No such upload for this patient: {u}" for u in unknown]})
+    return [str(upload_id) for upload_id in wanted]
 
 
 def _clean_body(body):
