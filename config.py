@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "blueprints.consultations",
     "blueprints.notifications",
     "blueprints.uploads",
+    "blueprints.video_sessions",
 )
 
 
@@ -156,6 +157,15 @@ class Config:
     MESSAGE_DIGEST_DELAY_MINUTES = _env_int("PAWMANITY_MESSAGE_DIGEST_DELAY_MINUTES", 10)
     REMINDER_WINDOWS = {"24h": 24 * 60, "1h": 60}  # minutes before the start
     SOCKET_REVOCATION_SWEEP_SECONDS = _env_int("PAWMANITY_SOCKET_REVOCATION_SWEEP_SECONDS", 10)
+
+    # Video sessions
+    VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")
+    VIDEO_JOIN_OPENS_MINUTES = _env_int("PAWMANITY_VIDEO_JOIN_OPENS_MINUTES", 10)
+    VIDEO_JOIN_TOKEN_SECONDS = _env_int("PAWMANITY_VIDEO_JOIN_TOKEN_SECONDS", 60)
+    VIDEO_STUN_URLS = _env_list("PAWMANITY_STUN_URLS", ())
+    VIDEO_TURN_URLS = _env_list("PAWMANITY_TURN_URLS", ())
+    VIDEO_TURN_SECRET = os.environ.get("PAWMANITY_TURN_SECRET")
+    VIDEO_TURN_TTL_SECONDS = _env_int("PAWMANITY_TURN_TTL_SECONDS", 3600)
 
 
 class DevelopmentConfig(Config):

@@ -91,8 +91,6 @@ def acknowledged(handler):
             if error.status == 429:
                 emit("error", body)
             return {"error": body}
-        finally:
-            db.session.remove()
 
     return wrapper
 
@@ -121,5 +119,4 @@ def sweep_revoked_sockets():
     for socket_id, namespace in revoked:
         _open_sockets.pop((socket_id, namespace), None)
         socketio.server.disconnect(socket_id, namespace=namespace)
-    db.session.remove()
     return len(revoked)

@@ -15,6 +15,7 @@ from pawmanity.models.scheduling import (
     DoctorProfile, DoctorSpecies, Notification, TimeOff,
 )
 from pawmanity.models.upload import Upload
+from pawmanity.models.video import VIDEO_STATUSES, VideoAttendance, VideoJoinToken, VideoSession
 from pawmanity.models.user import ROLES, SELF_SERVICE_ROLES, AuthSession, RefreshToken, RevokedToken, User
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "Patient", "RefreshToken", "RevokedToken", "TimeOff", "UTCDateTime", "User", "WeightMeasurement", "utcnow",
     "NOTIFICATION_CATEGORIES", "NOTIFICATION_CHANNELS", "REMINDER_WINDOWS", "Consultation", "Message",
     "NotificationPreference", "ReadReceipt", "ReminderDelivery", "Upload",
+    "VIDEO_STATUSES", "VideoAttendance", "VideoJoinToken", "VideoSession",
 ]

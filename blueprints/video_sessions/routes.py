@@ -1,0 +1,57 @@
+from blueprints.video_sessions.schemas import (
+    CreateIn, JoinOut, VideoListQuery, VideoSessionDetailOut, VideoSessionOut,
+)
+from pawmanity.api import API_PREFIX, Blueprint
+from pawmanity.schemas import page_of
+from pawmanity.security import current_actor
+from pawmanity.services import video
+
+blp = Blueprint("video_sessions", __name__, url_prefix=f"{API_PREFIX}/video-sessions",
+                description="Video calls for video appointments")
+
+
+@blp.route("", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(CreateIn)
+@blp.response(201, VideoSessionOut)
+@blp.alt_response(200, schema=VideoSessionOut, description="The appointment's existing session")
+@blp.errors(403, 404, 409, 415)
+def create(data):
+    """Open the video session of a confirmed video appointment (its doctor)."""
+    session, created = video.create(current_actor(), data["appointment_id"])
+    return session, 201 if created else 200
+
+
+@blp.route("", methods=["GET"])
+@blp.auth_required()
+@blp.arguments(VideoListQuery, location="query")
+@blp.response(200, page_of(VideoSessionOut))
+def list_sessions(query):
+    return video.list_sessions(current_actor(), **query)
+
+
+@blp.route("/<uuid:session_id>", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, VideoSessionDetailOut)
+@blp.errors(404)
+def get_session(session_id):
+    """The session, with who joined and left when."""
+    return video.get(current_actor(), session_id)
+
+
+@blp.route("/<uuid:session_id>/join", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, JoinOut)
+@blp.errors(404, 409)
+def join(session_id):
+    """A single-use join token and the ICE servers, from shortly before the start until the end."""
+    return video.join(current_actor(), session_id)
+
+
+@blp.route("/<uuid:session_id>/end", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, VideoSessionOut)
+@blp.errors(403, 404, 409)
+def end(session_id):
+    """End the call for everyone (the doctor)."""
+    return video.end(current_actor(), session_id)

@@ -1,0 +1,57 @@
+from marshmallow import fields, validate
+
+from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+
+
+class CreateIn(Schema):
+    appointment_id = fields.UUID(required=True)
+
+
+class AttendanceOut(Schema):
+    user_id = fields.String(required=True)
+    joined_at = UTCDateTime(required=True)
+    left_at = UTCDateTime(allow_none=True)
+
+
+class VideoSessionOut(Schema):
+    id = fields.String(required=True)
+    appointment_id = fields.String(required=True)
+    room = fields.String(required=True)
+    status = fields.String(required=True)
+    provider = fields.String(required=True)
+    created_at = UTCDateTime(required=True)
+    first_joined_at = UTCDateTime(allow_none=True)
+    ended_at = UTCDateTime(allow_none=True)
+    duration_seconds = fields.Integer(allow_none=True)
+
+
+class VideoSessionDetailOut(VideoSessionOut):
+    participants = fields.List(fields.Nested(AttendanceOut), attribute="attendance", required=True)
+
+
+class IceServerOut(Schema):
+    urls = fields.List(fields.String(), required=True)
+    username = fields.String()
+    credential = fields.String()
+
+
+class JoinOut(Schema):
+    join_token = fields.String(required=True, metadata={"description": "Single use; send it in the /video join"})
+    expires_at = UTCDateTime(required=True)
+    room = fields.String(required=True)
+    ice_servers = fields.List(fields.Nested(IceServerOut), required=True)
+
+
+class SocketJoinIn(Schema):
+    session_id = fields.UUID(required=True)
+    join_token = fields.String(required=True, validate=validate.Length(min=10, max=200))
+
+
+class SignalIn(Schema):
+    session_id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(("offer", "answer", "ice")))
+    data = fields.Dict(required=True)
+
+
+class VideoListQuery(PageQuery):
+    pass
