@@ -388,8 +388,12 @@ def stop_profiler(process):
         process.wait(timeout=10)
 
 
+APP_FRAMES = ("pawmanity/", "blueprints/", "werkzeug/formparser.py")  # the app's code and the multipart parser
+
+
 def print_profile(path, top=15):
-    """The functions where the worker's samples were (self) and under which they were (inclusive)."""
+    """Where the worker's samples were: the innermost functions (self), and the lines of the app's own code (and of
+    werkzeug's multipart parser) they were under (inclusive), hottest first."""
     if not path.exists():
         print(f"py-spy wrote no profile to {path}")
         return
@@ -398,18 +402,18 @@ def print_profile(path, top=15):
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        frames = stack.split(";")
-        count = int(count)
+        frames, count = stack.split(";"), int(count)
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
-            under[frame] += count
+            if any(part in frame for part in APP_FRAMES):
+                under[frame] += count
     if not total:
         print("py-spy recorded no samples")
         return
     print(f"\npy-spy: {total} samples of the worker (collapsed stacks in {path})")
-    for title, counter in (("self", own), ("inclusive", under)):
-        print(f"  hottest functions, {title}:")
+    for title, counter in (("innermost functions (self)", own), ("lines of the app's code (inclusive)", under)):
+        print(f"  hottest {title}:")
         for frame, count in counter.most_common(top):
             print(f"    {count / total:6.1%}  {frame[:150]}")
 
