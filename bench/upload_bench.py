@@ -41,6 +41,7 @@ import json
 import math
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -56,8 +57,8 @@ from PIL import Image
 
 from harness import (
     HOST, REPO, VENV_BIN, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, http_json,
-    log_exceptions, log_tail, machine_busy_ticks, prepare_database, print_log_problems, running_server, ticks_to_ms,
-    worker_pid,
+    log_exceptions, log_problems, log_tail, machine_busy_ticks, prepare_database, print_log_problems, running_server,
+    ticks_to_ms, worker_pid,
 )
 
 API = "/api/v1"
@@ -112,8 +113,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if not 1 <= args.uploads <= MAX_UPLOADS:
         parser.error(f"--uploads must be between 1 and {MAX_UPLOADS}")
-    if not 0.5 <= args.size_mb <= 30:
-        parser.error("--size-mb must be between 0.5 and 30")
+    if not 0.5 <= args.size_mb <= 20:
+        parser.error("--size-mb must be between 0.5 and 20 (the server takes at most 20 MiB)")
     if not 1 <= args.concurrency <= 32:
         parser.error("--concurrency must be between 1 and 32")
     check_service_arguments(parser, args)
@@ -256,8 +257,9 @@ def upload_once(uploader, number, photo):
     return answer
 
 
-def download(base_url, token, upload_id):
-    connection = http.client.HTTPConnection(HOST, int(base_url.rsplit(":", 1)[1]), timeout=REQUEST_TIMEOUT)
+def download(port, token, upload_id):
+    """The stored copy of an upload, and the seconds its download took."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
     try:
         begin = time.perf_counter()
         connection.request("GET", f"{API}/uploads/{upload_id}/content", headers={"Authorization": f"Bearer {token}"})
@@ -380,7 +382,7 @@ def start_profiler(pid, path):
 
 
 def stop_profiler(process):
-    process.send_signal(2)  # SIGINT: py-spy writes its output and exits
+    process.send_signal(signal.SIGINT)  # py-spy writes its output and exits
     try:
         process.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -469,8 +471,8 @@ def print_report(args, maker, run, memory):
     print()
     print_samples(samples)
     statuses = Counter(sample.status for sample in samples)
-    print(f"\nuploads:             {len(samples)} answered ({', '.join(f'{n} x {s}' for s, n in sorted(statuses.items()))})"
-          f", {sum(run.errors.values())} connection errors"
+    by_status = ", ".join(f"{n} x {status}" for status, n in sorted(statuses.items()))
+    print(f"\nuploads:             {len(samples)} answered ({by_status}), {sum(run.errors.values())} connection errors"
           + "".join(f"\n  {name}: {n}" for name, n in sorted(run.errors.items())))
     distinct = len({sample.answer["sha256"] for sample in ok})
     print(f"distinct files:      {distinct} of {len(ok)} stored (content addressing did not skip any)"
@@ -493,6 +495,9 @@ def print_report(args, maker, run, memory):
     others = run.machine_busy_ms - run.worker_cpu_ms - run.own_cpu_ms
     print(f"rest of the machine: this script {run.own_cpu_ms / 1000:.1f} s CPU, everything else (PostgreSQL, other "
           f"processes) {max(0.0, others) / 1000:.1f} s, on {os.cpu_count()} cores over {run.elapsed:.1f} s")
+    if others > 0.25 * run.elapsed * 1000:
+        print("                     (something else kept a core busy meanwhile: latencies may be inflated; the "
+              "server's CPU time per upload is the steadier figure)")
     rss = [sample.rss_kib for sample in samples]
     half = rss[len(rss) // 2:] or rss
     print(f"worker memory:       RSS {mib(memory['start']['VmRSS']):.0f} MiB at start, "
@@ -565,14 +570,14 @@ def run(args, stack):
 
             last = next((sample for sample in reversed(result.samples) if sample.status == 201), None)
             if last is not None:
-                data, seconds = download(app.base_url, token, last.answer["id"])
+                data, seconds = download(app.port, token, last.answer["id"])
                 clean_copy = (check_download(data, last.answer), seconds, len(data))
     finally:
         # After the server stopped, so that errors while shutting down are seen too.
         print_log_problems(servers)
         for server in servers:
             print_log_exceptions(server)
-        log_clean = bool(servers) and not any(log_exceptions(server.log_path) for server in servers)
+        log_clean = bool(servers) and not any(log_problems(server.log_path) for server in servers)
 
     print_report(args, maker, result, memory)
     if args.profile:
