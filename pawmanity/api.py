@@ -61,6 +61,12 @@ class StrictParser(FlaskParser):
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None, "querystring": None}
 
+    def _raw_load_json(self, req):
+        try:
+            return super()._raw_load_json(req)
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits, which json refuses
+            return self._handle_invalid_json_error(error, req)
+
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()

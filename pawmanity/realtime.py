@@ -10,7 +10,7 @@ from flask_socketio import Namespace, disconnect, emit, join_room
 from jwt import PyJWTError
 from marshmallow import ValidationError
 
-from pawmanity.errors import DomainError
+from pawmanity.errors import DomainError, Unauthorized
 from pawmanity.extensions import db, socketio
 from pawmanity.models import User
 from pawmanity.services import tokens
@@ -66,8 +66,13 @@ class AuthenticatedNamespace(Namespace):
 
 
 def socket_actor():
-    """The Actor behind the current Socket.IO event (set at connect)."""
-    return Actor(user_id=uuid.UUID(session["user_id"]), role=session["role"], ip=request.remote_addr)
+    """The Actor behind the current Socket.IO event, with the role the database holds now (a role change or a
+    deactivation applies to open sockets at once, as it does to REST)."""
+    user = db.session.get(User, uuid.UUID(session["user_id"]))
+    if user is None or not user.active:
+        disconnect()
+        raise Unauthorized("This account cannot use the connection any more.", code="account_inactive")
+    return Actor(user_id=user.id, role=user.role, ip=request.remote_addr)
 
 
 def acknowledged(handler):
@@ -91,6 +96,10 @@ def acknowledged(handler):
             if error.status == 429:
                 emit("error", body)
             return {"error": body}
+        except Exception:  # a bug must not leave the client without an answer, nor reveal a trace
+            db.session.rollback()
+            current_app.logger.exception("socket event %s failed", handler.__name__)
+            return {"error": {"status": 500, "code": "internal_error", "detail": "Something went wrong on our side."}}
 
     return wrapper
 

@@ -1,20 +1,52 @@
 """Shared marshmallow building blocks: strict input, UTC output, the problem body, pages."""
 
-from datetime import timezone
+from datetime import datetime, timezone
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 
 class Schema(ma.Schema):
-    """Unknown fields are refused, never silently dropped."""
+    """Unknown fields are refused, never silently dropped; no string may carry a NUL character (PostgreSQL text
+    cannot store one, and no honest client sends one)."""
 
     class Meta:
         unknown = ma.RAISE
 
+    @ma.pre_load
+    def refuse_nul(self, data, **kwargs):
+        if _has_nul(data):
+            raise ma.ValidationError("Text must not contain NUL characters.", "_schema")
+        return data
+
+
+def _has_nul(value):
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(item) for item in value)
+    if hasattr(value, "getlist"):  # query strings and forms
+        return any(_has_nul(key) or _has_nul(value.getlist(key)) for key in value.keys())
+    return False
+
+
+EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)
+
 
 class UTCDateTime(fields.AwareDateTime):
-    """Inputs must carry an offset (naive -> 422); outputs are UTC with a trailing Z."""
+    """Inputs must carry an offset (naive -> 422) and lie between 1900 and 2200; outputs are UTC with a trailing Z."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise ma.ValidationError("Give a time between 1900 and 2200.") from None
+        if not EARLIEST <= moment < LATEST:
+            raise ma.ValidationError("Give a time between 1900 and 2200.")
+        return moment
 
     def _serialize(self, value, attr, obj, **kwargs):
         if value is None:

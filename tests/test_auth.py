@@ -312,6 +312,7 @@ class TestMe:
                                 headers=bearer(mine["access_token"]))
         assert response.status_code == 200
         assert_problem(client.get(ME, headers=bearer(other["access_token"])), 401, "token_revoked")
+        assert client.get(ME, headers=bearer(mine["access_token"])).status_code == 200  # this device stays in
         assert login(client, "carol@example.com", "another fine phrase").status_code == 200
         assert login(client, "carol@example.com", PASSWORD).status_code == 401
 

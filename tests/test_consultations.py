@@ -268,3 +268,27 @@ class TestSocketChat:
         client.post("/api/v1/auth/logout", headers=bearer(room["owner_token"]))
         assert sweep_revoked_sockets() == 1
         assert not owner.is_connected("/chat") and doctor.is_connected("/chat")
+
+    def test_a_removed_guardian_hears_nothing_more(self, app, client, room, gen_user, tokens_for, auth):
+        from pawmanity.models import Guardianship
+
+        co_owner = gen_user()
+        db.session.add(Guardianship(patient_id=room["pet"].id, user_id=co_owner.id, relation="co_owner"))
+        db.session.commit()
+        listener = chat_client(app, tokens_for(co_owner)["access_token"])
+        assert listener.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat",
+                             callback=True)["ok"]
+        send(client, room, "before", "rm-1", token_key="doctor_token")
+        assert [m["body"] for m in received(listener, "message")] == ["before"]
+        client.delete(f"/api/v1/patients/{room['pet'].id}/guardians/{co_owner.id}", headers=auth(room["owner"]))
+        send(client, room, "private detail", "rm-2", token_key="doctor_token")
+        assert received(listener, "message") == []
+
+    def test_a_demoted_account_loses_its_powers_at_once(self, app, client, room, gen_user, tokens_for, auth):
+        admin, other_admin = gen_user(role="admin"), gen_user(role="admin")
+        socket = chat_client(app, tokens_for(admin)["access_token"])
+        assert socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat",
+                           callback=True)["ok"]
+        client.patch(f"/api/v1/admin/users/{admin.id}", json={"role": "patient"}, headers=auth(other_admin))
+        ack = socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat", callback=True)
+        assert ack["error"]["status"] == 404

@@ -75,4 +75,5 @@ def me():
 @blp.errors(415)
 def update_me(changes):
     """Change your name, timezone or password (the current password is required to change it)."""
-    return accounts.update_profile(get_current_user(), changes, current_actor())
+    return accounts.update_profile(get_current_user(), changes, current_actor(),
+                                   current_session_id=get_jwt().get("sid"))

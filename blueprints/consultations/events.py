@@ -1,7 +1,6 @@
 """The /chat namespace: join a consultation's room, send messages, typing indicators and read receipts."""
 
 from flask import request
-from flask_socketio import emit, join_room, leave_room
 
 from blueprints.consultations.schemas import ConsultationRef, ReadIn, SocketMessageIn
 from pawmanity.realtime import AuthenticatedNamespace, acknowledged, socket_actor
@@ -9,15 +8,16 @@ from pawmanity.services import consultations, live, messaging
 
 
 class ChatNamespace(AuthenticatedNamespace):
+    # Events reach participants through their own user rooms (joined at connect), decided per event from the
+    # database; `join` checks that a consultation is yours and returns where it stands.
     @acknowledged
     def on_join(self, data):
         consultation = consultations.visible(socket_actor(), ConsultationRef().load(data)["consultation_id"])
-        join_room(live.consultation_room(consultation.id))
         return {"ok": True, "active": consultation.active, "message_count": consultation.message_count}
 
     @acknowledged
     def on_leave(self, data):
-        leave_room(live.consultation_room(ConsultationRef().load(data)["consultation_id"]))
+        ConsultationRef().load(data)
         return {"ok": True}
 
     @acknowledged
@@ -32,8 +32,9 @@ class ChatNamespace(AuthenticatedNamespace):
     def on_typing(self, data):
         actor = socket_actor()
         consultation = consultations.visible(actor, ConsultationRef().load(data)["consultation_id"])
-        emit("typing", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id)},
-             to=live.consultation_room(consultation.id), skip_sid=request.sid)
+        live.emit_to_users("typing", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id)},
+                           consultations.participant_ids(consultation), namespace=live.CHAT, skip_sid=request.sid,
+                           after_commit=False)
         return {"ok": True}
 
     @acknowledged

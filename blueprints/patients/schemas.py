@@ -4,8 +4,8 @@ from pawmanity.models import GUARDIAN_RELATIONS, RECORD_KINDS, SEXES, SPECIES
 from pawmanity.schemas import PageQuery, Schema, UTCDateTime
 
 def weight_field(**kwargs):
-    return fields.Float(validate=validate.Range(min=0, min_inclusive=False, max=5000),
-                        metadata={"description": "Kilograms, greater than 0 (kept to the gram)"}, **kwargs)
+    return fields.Float(validate=validate.Range(min=0.001, max=5000),
+                        metadata={"description": "Kilograms, from one gram (kept to the gram)"}, **kwargs)
 
 
 class PatientIn(Schema):

@@ -86,7 +86,7 @@ def logout(claims, actor):
     db.session.commit()
 
 
-def update_profile(user, changes, actor):
+def update_profile(user, changes, actor, *, current_session_id=None):
     """A user's own changes: name, timezone and password (the current one is required to change it)."""
     new_password = changes.pop("new_password", None)
     current_password = changes.pop("current_password", None)
@@ -105,8 +105,8 @@ def update_profile(user, changes, actor):
     audit.record("user.update", actor, object_type="user", object_id=user.id,
                  detail={"fields": sorted(changes) + (["password"] if new_password else [])})
     if new_password is not None:
-        # Other devices must sign in again with the new password.
-        tokens.revoke_user_sessions(user.id, reason="password_changed")
+        # Other devices must sign in again with the new password; this one stays signed in.
+        tokens.revoke_user_sessions(user.id, reason="password_changed", keep=current_session_id)
     db.session.commit()
     return user
 

@@ -35,9 +35,9 @@ TRANSITIONS = {
 def book(actor, *, doctor_id, patient_id, start, type, reason=None):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
     doctor = _bookable_doctor(doctor_id, patient)
-    _check_start(doctor, start)
     _check_booking_quota(actor)
     _lock_doctor_calendar(doctor.id)
+    _check_start(doctor, start)  # after the lock: time off added meanwhile is seen
     appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, booked_by=actor.user_id,
                               start_at=start, end_at=start + timedelta(minutes=doctor.slot_minutes),
                               type=type, reason=reason, status="requested")
@@ -115,8 +115,8 @@ def reschedule(actor, appointment_id, start):
         raise Conflict(f"An appointment that is {appointment.status.replace('_', ' ')} cannot be rescheduled.",
                        code="invalid_transition")
     doctor = appointment.doctor
-    _check_start(doctor, start)
     _lock_doctor_calendar(doctor.id)
+    _check_start(doctor, start)
     previous_start, previous_status = appointment.start_at, appointment.status
     appointment.start_at, appointment.end_at = start, start + timedelta(minutes=doctor.slot_minutes)
     # A change asked for by the patient's side needs the doctor to confirm again.
@@ -165,7 +165,10 @@ def visible_appointments_query(actor):
 
 
 def calendar_appointments(actor):
-    query = visible_appointments_query(actor).where(Appointment.status != "cancelled") \
+    """The last 30 days and everything ahead (at most 500), so the feed never freezes on old entries."""
+    since = utcnow() - timedelta(days=30)
+    query = visible_appointments_query(actor).where(Appointment.status != "cancelled",
+                                                    Appointment.end_at >= since) \
         .order_by(Appointment.start_at).limit(500)
     appointments = db.session.scalars(query).all()
     audit.record("appointment.calendar", actor, object_type="appointment",
@@ -225,7 +228,9 @@ def _check_start(doctor, start):
 def _check_booking_quota(actor):
     """At most N active future bookings per account. Locking the account row serialises its bookings."""
     limit = current_app.config["MAX_ACTIVE_BOOKINGS"]
-    db.session.execute(select(User.id).where(User.id == actor.user_id).with_for_update())
+    # FOR NO KEY UPDATE: it still queues this account's bookings, but does not block inserts that merely reference
+    # the row (a notification, a read receipt), which a plain FOR UPDATE would, risking a deadlock.
+    db.session.execute(select(User.id).where(User.id == actor.user_id).with_for_update(key_share=True))
     active = db.session.scalar(select(func.count()).select_from(Appointment).where(
         Appointment.booked_by == actor.user_id, Appointment.status.in_(ACTIVE_STATUSES),
         Appointment.start_at > utcnow()))
@@ -241,7 +246,7 @@ def _lock_doctor_calendar(doctor_id):
     same instant can each wait for the other and end in a deadlock (PostgreSQL checks exclusion constraints after
     inserting the index entry). Taking the doctor's row first makes the second writer wait, then see the conflict.
     """
-    db.session.execute(select(DoctorProfile.id).where(DoctorProfile.id == doctor_id).with_for_update())
+    doctors.lock_calendar(doctor_id)
 
 
 def _flush_or_slot_taken():

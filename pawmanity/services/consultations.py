@@ -87,14 +87,15 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
     for entry in entries:
         records.snapshot(entry, actor)
     appointment = consultation.appointment
-    booking.advance(appointment, "admin" if actor.is_admin else "doctor", actor, "complete")
+    if appointment.status != "completed":  # the doctor may have completed the appointment already
+        booking.advance(appointment, "admin" if actor.is_admin else "doctor", actor, "complete")
     audit.record("consultation.end", actor, object_type="consultation", object_id=consultation.id,
                  detail={"records": [str(entry.id) for entry in entries]})
     # The notification says that a summary exists, not what it says.
     notify(booking.guardian_ids(consultation.patient_id), "consultation.ended",
            title="Your consultation summary is ready", data={"consultation_id": str(consultation.id)})
-    live.emit_after_commit("ended", {"consultation_id": str(consultation.id)}, namespace=live.CHAT,
-                           room=live.consultation_room(consultation.id))
+    live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participant_ids(consultation),
+                       namespace=live.CHAT)
     db.session.commit()
     return consultation
 

@@ -40,6 +40,7 @@ def upsert_profile(actor, data):
     elif profile.license_number != data["license_number"] and profile.verified_at is not None:
         profile.verified_at, profile.verified_by = None, None
     species = data.pop("species_treated")
+    data["specialty"] = normalize_specialty(data["specialty"])
     for field, value in data.items():
         setattr(profile, field, value)
     profile.species = [DoctorSpecies(species=name) for name in sorted(set(species))]
@@ -52,6 +53,7 @@ def upsert_profile(actor, data):
 
 def set_availability(actor, *, rules, slot_minutes, buffer_minutes):
     profile = own_profile(actor)
+    lock_calendar(profile.id)
     windows = sorted((rule["weekday"], rule["start"], rule["end"]) for rule in rules)
     for weekday, start, end in windows:
         if start >= end:
@@ -70,6 +72,7 @@ def set_availability(actor, *, rules, slot_minutes, buffer_minutes):
 
 def add_time_off(actor, *, start, end, reason=None):
     profile = own_profile(actor)
+    lock_calendar(profile.id)
     if start >= end:
         raise InvalidInput("Time off must end after it starts.", errors={"end": ["Must be after start."]})
     clashing = db.session.scalars(select(Appointment.id).where(
@@ -107,7 +110,7 @@ def directory_query(*, specialty=None, species=None):
     query = select(DoctorProfile).join(User, User.id == DoctorProfile.user_id).where(
         DoctorProfile.verified_at.is_not(None), User.active.is_(True)).order_by(User.full_name, DoctorProfile.id)
     if specialty:
-        query = query.where(DoctorProfile.specialty == specialty.strip().lower())
+        query = query.where(DoctorProfile.specialty == normalize_specialty(specialty))
     if species:
         query = query.where(exists().where(DoctorSpecies.doctor_id == DoctorProfile.id,
                                            DoctorSpecies.species == species))
@@ -149,6 +152,16 @@ def verify(actor, doctor_id):
                body="Patients can now find you and book appointments.")
         db.session.commit()
     return profile
+
+
+def normalize_specialty(text):
+    """"General Practice" and "general_practice" are one specialty."""
+    return "_".join(text.strip().lower().replace("-", " ").split())
+
+
+def lock_calendar(doctor_id):
+    """Queue writers of one doctor's calendar (bookings, time off, hours) behind each other."""
+    db.session.execute(select(DoctorProfile.id).where(DoctorProfile.id == doctor_id).with_for_update(key_share=True))
 
 
 def _hhmm(minutes):

@@ -15,9 +15,16 @@ def user_room(user_id):
     return f"user:{user_id}"
 
 
-def consultation_room(consultation_id):
-    return f"consultation:{consultation_id}"
-
-
 def emit_after_commit(event_name, payload, *, namespace, room, skip_sid=None):
     on_commit(lambda: socketio.emit(event_name, payload, namespace=namespace, to=room, skip_sid=skip_sid))
+
+
+def emit_to_users(event_name, payload, user_ids, *, namespace, skip_sid=None, after_commit=True):
+    """Send to each user's own room: who receives is decided now, from the database, not by who joined a room
+    earlier (a guardian removed since then hears nothing more)."""
+    rooms = [user_room(user_id) for user_id in dict.fromkeys(user_ids)]
+
+    def send():
+        socketio.emit(event_name, payload, namespace=namespace, to=rooms, skip_sid=skip_sid)
+
+    on_commit(send) if after_commit else send()

@@ -49,8 +49,8 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
         db.session.rollback()
         return _by_client_id(consultation.id, actor.user_id, client_id), False
     _advance_receipt(locked.id, actor.user_id, message.seq)
-    live.emit_after_commit("message", serialize(message), namespace=live.CHAT,
-                           room=live.consultation_room(locked.id), skip_sid=skip_sid)
+    live.emit_to_users("message", serialize(message), consultations.participant_ids(locked), namespace=live.CHAT,
+                       skip_sid=skip_sid)
     db.session.commit()
     return message, True
 
@@ -75,9 +75,9 @@ def mark_read(actor, consultation_id, message_id, *, skip_sid=None):
     if seq is None:
         raise NotFound("No such message in this consultation.", code="unknown_message")
     _advance_receipt(consultation.id, actor.user_id, seq)
-    live.emit_after_commit("read", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id),
-                                    "message_id": str(message_id), "seq": seq},
-                           namespace=live.CHAT, room=live.consultation_room(consultation.id), skip_sid=skip_sid)
+    live.emit_to_users("read", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id),
+                                "message_id": str(message_id), "seq": seq},
+                       consultations.participant_ids(consultation), namespace=live.CHAT, skip_sid=skip_sid)
     db.session.commit()
     return seq
 
@@ -94,6 +94,8 @@ def send_digests(now=None):
     ).all()
     sent = 0
     for receipt, consultation in candidates:
+        if not consultations.is_participant(receipt.user_id, consultation):
+            continue  # a guardian removed since: no more news of this consultation
         seen = max(receipt.last_read_seq, receipt.emailed_seq)
         unread = db.session.execute(
             select(func.count(), func.min(Message.created_at), func.max(Message.seq))
@@ -156,6 +158,8 @@ def _check_attachments(consultation, attachment_ids):
 def _clean_body(body):
     if not isinstance(body, str):
         raise InvalidInput("The message must be text.", errors={"body": ["Must be a string."]})
+    if "\x00" in body:
+        raise InvalidInput("The message contains a NUL character.", errors={"body": ["Must not contain NUL."]})
     body = body.strip()
     limit = current_app.config["CHAT_MESSAGE_MAX_CHARS"]
     if not body:

@@ -91,6 +91,9 @@ def archive_patient(actor, patient_id):
 
 
 def add_weight(actor, patient_id, weight_kg, measured_at):
+    if measured_at > utcnow() + timedelta(minutes=5):
+        raise InvalidInput("A weight cannot be measured in the future.",
+                           errors={"measured_at": ["Must not be in the future."]})
     patient, _ = access.visible_patient(actor, patient_id)
     measurement = _record_weight(patient, weight_kg, measured_at, actor)
     audit.record("patient.weight", actor, object_type="patient", object_id=patient.id)

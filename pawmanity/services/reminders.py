@@ -60,7 +60,7 @@ def _remind(appointment, window):
         local = appointment.start_at.astimezone(ZoneInfo(user.timezone))
         when = f"{local.strftime('%A %d %B at %H:%M')} ({user.timezone})"
         notify([user.id], f"reminder.{window}",
-               title="Appointment tomorrow" if window == "24h" else "Appointment in one hour",
+               title="Upcoming appointment" if window == "24h" else "Appointment in one hour",
                body=f"Your {appointment.type.replace('_', ' ')} appointment for {appointment.patient.name} with "
                     f"{appointment.doctor.user.full_name} is on {when}.",
                data={"appointment_id": str(appointment.id)})

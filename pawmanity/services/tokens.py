@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pawmanity.errors import Unauthorized
 from pawmanity.extensions import db, redis_client
@@ -69,10 +71,11 @@ def revoke_session(session, *, reason, at=None):
     blocklist_add(f"sid:{session.id}", session.expires_at)
 
 
-def revoke_user_sessions(user_id, *, reason):
-    sessions = db.session.scalars(
-        select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-    ).all()
+def revoke_user_sessions(user_id, *, reason, keep=None):
+    query = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(AuthSession.id != _uuid_or_none(keep))
+    sessions = db.session.scalars(query).all()
     for session in sessions:
         revoke_session(session, reason=reason)
     return len(sessions)
@@ -125,8 +128,12 @@ def blocklist_add(key, expires_at):
     if redis_client.enabled:
         ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
         redis_client.client.set(redis_client.key("revoked", key), b"1", ex=ttl)
-    elif db.session.get(RevokedToken, key) is None:
-        db.session.add(RevokedToken(key=key, expires_at=expires_at))
+        return
+    # Two logouts of one token at once must both succeed: insert, or find it already there.
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+    db.session.execute(insert(RevokedToken).values(key=key, expires_at=expires_at)
+                       .on_conflict_do_nothing(index_elements=["key"]))
 
 
 def purge_expired(now=None):

@@ -1,0 +1,114 @@
+"""Inputs at the edges: NUL characters, years 1 and 9999, enormous numbers, a gram of weight. Never a 500."""
+
+from datetime import timedelta
+
+import pytest
+
+from pawmanity.models import utcnow
+from tests.support import PASSWORD, assert_problem, bearer, iso, next_slot
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/v1/auth/register", {"email": "n@example.com", "password": PASSWORD, "full_name": "Nul\u0000l",
+                               "role": "patient"}),
+    ("/api/v1/patients", {"name": "Bis\u0000cuit", "species": "dog"}),
+])
+def test_nul_characters_are_refused(client, auth, gen_user, path, body):
+    assert_problem(client.post(path, json=body, headers=auth(gen_user())), 422)
+
+
+def test_nul_in_a_query_parameter(client):
+    assert_problem(client.get("/api/v1/doctors?specialty=derm%00"), 422)
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:30:00-05:00", "0001-01-01T00:30:00+05:00",
+                                    "2250-01-01T00:00:00Z", "1850-01-01T00:00:00Z"])
+def test_far_away_times_are_422(client, auth, gen_user, gen_patient, moment):
+    owner = gen_user()
+    pet = gen_patient(owner)
+    response = client.post(f"/api/v1/patients/{pet.id}/records", headers=auth(owner), json={
+        "kind": "note", "title": "x", "recorded_at": moment})
+    assert "recorded_at" in assert_problem(response, 422)["errors"]
+    assert_problem(client.get(f"/api/v1/appointments?from={moment.replace('+', '%2B')}", headers=auth(owner)), 422)
+
+
+def test_slots_far_away_are_422(client, gen_doctor):
+    _, doctor = gen_doctor()
+    assert_problem(client.get(f"/api/v1/doctors/{doctor.id}/slots?from=9999-12-31T00:00:00Z"), 422)
+
+
+def test_an_enormous_integer_is_malformed_json(client, auth, gen_user, gen_patient):
+    owner = gen_user()
+    pet = gen_patient(owner)
+    body = '{"weight_kg": ' + "9" * 5000 + ', "measured_at": "2026-01-01T00:00:00Z"}'
+    response = client.post(f"/api/v1/patients/{pet.id}/weights", data=body, content_type="application/json",
+                           headers=auth(owner))
+    assert_problem(response, 400, "malformed_json")
+
+
+@pytest.mark.parametrize("kilos", [0.0001, 0.0004])
+def test_less_than_a_gram_is_refused(client, auth, gen_user, gen_patient, kilos):
+    owner = gen_user()
+    pet = gen_patient(owner)
+    response = client.post(f"/api/v1/patients/{pet.id}/weights", headers=auth(owner), json={
+        "weight_kg": kilos, "measured_at": iso(utcnow())})
+    assert "weight_kg" in assert_problem(response, 422)["errors"]
+
+
+def test_a_weight_from_the_future_is_refused(client, auth, gen_user, gen_patient):
+    owner = gen_user()
+    pet = gen_patient(owner)
+    response = client.post(f"/api/v1/patients/{pet.id}/weights", headers=auth(owner), json={
+        "weight_kg": 9, "measured_at": iso(utcnow() + timedelta(days=3))})
+    assert "measured_at" in assert_problem(response, 422)["errors"]
+
+
+def test_nul_in_a_socket_message_is_an_error_ack(app, client, gen_user, gen_patient, gen_doctor, gen_appointment,
+                                                tokens_for):
+    from pawmanity.extensions import socketio
+
+    owner = gen_user()
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, gen_patient(owner), utcnow() - timedelta(minutes=1), status="confirmed")
+    consultation = client.post("/api/v1/consultations", json={"appointment_id": str(appointment.id)},
+                               headers=bearer(tokens_for(doctor_user)["access_token"])).get_json()
+    socket = socketio.test_client(app, namespace="/chat", auth={"token": tokens_for(owner)["access_token"]})
+    ack = socket.emit("message", {"consultation_id": consultation["id"], "body": "a\u0000b", "client_id": "n1"},
+                      namespace="/chat", callback=True)
+    assert ack["error"]["status"] == 422
+
+
+def test_specialty_is_matched_whatever_its_case(client, gen_user, auth):
+    admin, doctor = gen_user(role="admin"), gen_user(role="doctor")
+    profile = client.put("/api/v1/doctors/me", headers=auth(doctor), json={
+        "specialty": "Dermatology", "species_treated": ["dog"], "license_number": "L-1", "timezone": "UTC"}).get_json()
+    client.post(f"/api/v1/admin/doctors/{profile['id']}/verify", headers=auth(admin))
+    for query in ("Dermatology", "dermatology", "DERMATOLOGY"):
+        assert client.get(f"/api/v1/doctors?specialty={query}").get_json()["total"] == 1
+
+
+def test_completing_the_appointment_first_still_lets_the_doctor_end(client, gen_user, gen_patient, gen_doctor,
+                                                                     gen_appointment, auth):
+    owner = gen_user()
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, gen_patient(owner), utcnow() - timedelta(minutes=1), status="confirmed")
+    consultation = client.post("/api/v1/consultations", json={"appointment_id": str(appointment.id)},
+                               headers=auth(doctor_user)).get_json()
+    client.post(f"/api/v1/appointments/{appointment.id}/complete", headers=auth(doctor_user))
+    ended = client.post(f"/api/v1/consultations/{consultation['id']}/end", json={"summary": "Fine."},
+                        headers=auth(doctor_user))
+    assert ended.status_code == 200 and ended.get_json()["active"] is False
+
+
+def test_the_calendar_keeps_upcoming_appointments_behind_many_old_ones(client, gen_user, gen_patient, gen_doctor,
+                                                                        gen_appointment, auth):
+    from icalendar import Calendar
+
+    owner = gen_user()
+    _, doctor = gen_doctor()
+    pet = gen_patient(owner)
+    for day in range(40, 60):
+        gen_appointment(doctor, pet, next_slot(days=-day), status="completed")
+    upcoming = gen_appointment(doctor, pet, next_slot(days=3), status="confirmed")
+    feed = Calendar.from_ical(client.get("/api/v1/appointments/calendar.ics", headers=auth(owner)).data)
+    assert [str(e["UID"]) for e in feed.walk("VEVENT")] == [f"{upcoming.id}@pawmanity"]
