@@ -503,7 +503,7 @@ def print_report(args, result, found, integrity):
     print(f"duplicated:          {found.duplicated} (one message id delivered twice to one client): "
           f"{'PASS' if found.duplicated == 0 else 'FAIL'}")
     print(f"unacknowledged:      {found.unacked} (no acknowledgement by the end): {integrity.unacked_stored} stored "
-          f"after all, {integrity.unacked_dropped} never stored")
+          f"after all, {integrity.unacked_dropped} never stored (failed, or still queued when the server stopped)")
     print(f"refused:             {sum(found.refused.values())}"
           + "".join(f"  {code}: {n}" for code, n in found.refused.most_common())
           + f"; acknowledged as stored before (created=false): {found.not_created}")

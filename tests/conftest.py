@@ -118,8 +118,10 @@ def empty_tables(url):
     names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
     with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
                          autocommit=True) as conn:
-        # TRUNCATE is not a row-level DELETE, so the audit table's append-only trigger does not object.
-        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        # The audit table refuses TRUNCATE; the test database's superuser switches triggers off for this one reset.
+        with conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
 
 
 @pytest.fixture

@@ -75,6 +75,15 @@ def test_chain_links_every_row(app):
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_events SET outcome = 'success'", "DELETE FROM audit_events"])
 def test_the_database_refuses_to_edit_or_delete_audit_rows(app, statement):
+    _assert_refused(statement)
+
+
+@postgres_only
+def test_the_database_refuses_to_truncate_the_audit_trail(app):
+    _assert_refused("TRUNCATE audit_events")
+
+
+def _assert_refused(statement):
     audit.record("test.event", Actor(role="system"), outcome="failure")
     db.session.commit()
     with pytest.raises(DBAPIError, match="append-only"):
