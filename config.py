@@ -126,6 +126,7 @@ class Config:
             "purge-expired-tokens": {"task": "pawmanity.tasks.purge_expired_tokens", "schedule": 3600.0},
             "send-due-reminders": {"task": "pawmanity.tasks.send_due_reminders", "schedule": 60.0},
             "send-message-digests": {"task": "pawmanity.tasks.send_message_digests", "schedule": 120.0},
+            "end-expired-video-sessions": {"task": "pawmanity.tasks.end_expired_video_sessions", "schedule": 60.0},
         },
     }
 
@@ -142,6 +143,10 @@ class Config:
     UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
     UPLOAD_MAX_BYTES = _env_int("PAWMANITY_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
     UPLOAD_MAX_PIXELS = _env_int("PAWMANITY_UPLOAD_MAX_PIXELS", 40_000_000)
+    UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
+    UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...
+    UPLOAD_S3_REGION = os.environ.get("PAWMANITY_UPLOAD_S3_REGION")
+    UPLOAD_S3_PREFIX = os.environ.get("PAWMANITY_UPLOAD_S3_PREFIX", "uploads/")
     NODE_MODULES_DIR = str(BASE_DIR / "node_modules")
 
     # Care and scheduling

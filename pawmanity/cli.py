@@ -5,7 +5,7 @@ import os
 import click
 from flask.cli import AppGroup
 
-from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens
+from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens, video
 from pawmanity.services.actor import Actor
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -78,6 +78,15 @@ def notifications_send_digests():
     click.echo(f"sent {messaging.send_digests()} digests")
 
 
+video_cli = AppGroup("video", help="Video sessions.")
+
+
+@video_cli.command("end-expired")
+def video_end_expired():
+    """End the video sessions whose appointment is over."""
+    click.echo(f"ended {video.end_expired()} video sessions")
+
+
 def register_commands(app):
-    for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli):
+    for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli):
         app.cli.add_command(command)

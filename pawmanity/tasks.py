@@ -43,3 +43,10 @@ def send_message_digests():
     from pawmanity.services import messaging
 
     return messaging.send_digests()
+
+
+@shared_task(name="pawmanity.tasks.end_expired_video_sessions")
+def end_expired_video_sessions():
+    from pawmanity.services import video
+
+    return video.end_expired()

@@ -160,3 +160,15 @@ class TestSignalling:
         ack = outsider.emit("signal", {"session_id": call["session"]["id"], "type": "offer", "data": {}},
                             namespace="/video", callback=True)
         assert ack["error"]["code"] == "not_joined"
+
+
+def test_the_end_of_the_window_ends_the_session(app, client, auth, call):
+    from pawmanity.services import video
+
+    assert video.end_expired() == 0
+    appointment = db.session.get(type(call["appointment"]), call["appointment"].id)
+    result = app.test_cli_runner().invoke(args=["video", "end-expired"])
+    assert result.exit_code == 0 and "ended 0" in result.output
+    assert video.end_expired(now=appointment.end_at + timedelta(seconds=1)) == 1
+    assert client.get(f"{SESSIONS}/{call['session']['id']}", headers=auth(call["owner"])).get_json()["status"] == \
+        "ended"

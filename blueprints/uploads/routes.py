@@ -53,8 +53,8 @@ def get_upload(upload_id):
     return uploads.get(current_actor(), upload_id)
 
 
-def _serve(upload, path, content_type, download_name, *, inline=False):
-    response = send_file(path, mimetype=content_type, as_attachment=not inline, download_name=download_name,
+def _serve(upload, stored, content_type, download_name, *, inline=False):
+    response = send_file(stored, mimetype=content_type, as_attachment=not inline, download_name=download_name,
                          conditional=True, etag=upload.sha256, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
@@ -69,8 +69,8 @@ def _serve(upload, path, content_type, download_name, *, inline=False):
 @blp.errors(404)
 def get_content(upload_id):
     """The file as stored (metadata stripped), after an access and SHA-256 check."""
-    upload, path = uploads.content_path(current_actor(), upload_id)
-    return _serve(upload, path, upload.content_type, upload.filename)
+    upload, stored = uploads.open_content(current_actor(), upload_id)
+    return _serve(upload, stored, upload.content_type, upload.filename)
 
 
 @blp.route("/<uuid:upload_id>/thumbnail", methods=["GET"])
@@ -78,8 +78,8 @@ def get_content(upload_id):
 @blp.response(200, content_type="image/png", description="A PNG preview (a thumbnail, or a DICOM rendering)")
 @blp.errors(404)
 def get_thumbnail(upload_id):
-    upload, path = uploads.content_path(current_actor(), upload_id, preview=True)
-    return _serve(upload, path, "image/png", f"{upload.filename.rsplit('.', 1)[0]}-preview.png", inline=True)
+    upload, stored = uploads.open_content(current_actor(), upload_id, preview=True)
+    return _serve(upload, stored, "image/png", f"{upload.filename.rsplit('.', 1)[0]}-preview.png", inline=True)
 
 
 @blp.route("/<uuid:upload_id>", methods=["DELETE"])

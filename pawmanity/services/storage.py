@@ -1,11 +1,12 @@
 """Where uploaded bytes live: content-addressed blobs behind a registry of storage backends.
 
 Keys are made from the SHA-256 of the content (`ab/cd/abcdef...`), never from anything a client sent, so no name can
-reach outside the store, and identical files are stored once. `local` (a folder, by default `uploads/`) ships here;
-another backend (an S3-compatible store, say) registers under its own name and is chosen with UPLOAD_STORAGE.
+reach outside the store, and identical files are stored once. Backends: `local` (a folder, by default `uploads/`) and
+`s3` (any S3-compatible store, through boto3: UPLOAD_S3_BUCKET, UPLOAD_S3_ENDPOINT_URL and the usual AWS_*
+credentials); UPLOAD_STORAGE chooses. Each offers put(key, data), open(key) -> a seekable binary file, and name.
 """
 
-import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -41,18 +42,34 @@ class LocalStorage:
             Path(temporary).unlink(missing_ok=True)
             raise
 
-    def read(self, key):
-        return self.path(key).read_bytes()
-
-    def sha256(self, key):
-        digest = hashlib.sha256()
-        with open(self.path(key), "rb") as stored:
-            for chunk in iter(lambda: stored.read(1 << 20), b""):
-                digest.update(chunk)
-        return digest.hexdigest()
+    def open(self, key):
+        return open(self.path(key), "rb")
 
 
-BACKENDS = {"local": lambda app: LocalStorage(app.config["UPLOAD_DIR"])}
+class S3Storage:
+    name = "s3"
+
+    def __init__(self, bucket, *, endpoint_url=None, region=None, prefix=""):
+        import boto3
+
+        self.bucket, self.prefix = bucket, prefix
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+    def put(self, key, data):
+        self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data,
+                               ServerSideEncryption="AES256")
+
+    def open(self, key):
+        # Files are at most UPLOAD_MAX_BYTES; reading one into memory keeps it seekable for range requests.
+        body = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)["Body"]
+        return io.BytesIO(body.read())
+
+
+BACKENDS = {
+    "local": lambda app: LocalStorage(app.config["UPLOAD_DIR"]),
+    "s3": lambda app: S3Storage(app.config["UPLOAD_S3_BUCKET"], endpoint_url=app.config["UPLOAD_S3_ENDPOINT_URL"],
+                                region=app.config["UPLOAD_S3_REGION"], prefix=app.config["UPLOAD_S3_PREFIX"]),
+}
 
 
 def backend(name=None):

@@ -70,17 +70,28 @@ def get(actor, upload_id, *, action="upload.read"):
     return upload
 
 
-def content_path(actor, upload_id, *, preview=False):
-    """The stored file (or its PNG preview) after checking access and that its bytes still hash right."""
+def open_content(actor, upload_id, *, preview=False):
+    """The stored file (or its PNG preview) as a path or a rewound file, after checking access and that its bytes
+    still hash to what was stored."""
     upload = get(actor, upload_id, action="upload.preview" if preview else "upload.download")
     key, expected = (upload.preview_key, upload.preview_sha256) if preview else (upload.storage_key, upload.sha256)
     if key is None:
         raise NotFound("This upload has no preview.", code="no_preview")
     store = storage.backend(upload.storage_backend)
-    if store.sha256(key) != expected:
+    stored = store.open(key)
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: stored.read(1 << 20), b""):
+        digest.update(chunk)
+    if digest.hexdigest() != expected:
+        stored.close()
         current_app.logger.error("upload %s failed its integrity check (%s)", upload.id, key)
         raise IntegrityCheckFailed("The stored file failed its integrity check and will not be served.")
-    return upload, store.path(key)
+    if hasattr(store, "path"):
+        # A local file is served from its path, so its size is known and Range requests work.
+        stored.close()
+        return upload, store.path(key)
+    stored.seek(0)
+    return upload, stored
 
 
 def delete(actor, upload_id):
