@@ -221,3 +221,14 @@ def test_the_s3_backend_stores_and_serves_through_the_same_checks(make_app, auth
         assert hashlib.sha256(content.data).hexdigest() == body["sha256"]
         partial = client.get(f"{UPLOADS}/{body['id']}/content", headers={**auth(owner), "Range": "bytes=0-9"})
         assert partial.status_code == 206 and partial.data == content.data[:10]
+
+
+def test_a_file_can_belong_to_a_medical_record_of_the_same_patient(client, auth, owner_and_pet, gen_patient):
+    owner, pet = owner_and_pet
+    record = client.post(f"/api/v1/patients/{pet.id}/records", headers=auth(owner), json={
+        "kind": "lab_report", "title": "Skin scraping", "recorded_at": "2026-11-01T10:00:00Z"}).get_json()
+    body = upload(client, auth(owner), pet, PDF, filename="lab.pdf", record_id=record["id"]).get_json()
+    assert body["record_id"] == record["id"]
+    other_pet = gen_patient(owner)
+    assert_problem(upload(client, auth(owner), other_pet, PDF, filename="lab.pdf", record_id=record["id"]), 404,
+                   "record_not_found")

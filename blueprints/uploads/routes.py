@@ -34,7 +34,7 @@ def create_upload(form, files):
         raise RequestEntityTooLarge(f"Files may be at most {limit // (1024 * 1024)} MB.")
     return uploads.create(current_actor(), patient_id=form["patient_id"], data=data,
                           filename=files["file"].filename, description=form.get("description"),
-                          consultation_id=form.get("consultation_id"))
+                          consultation_id=form.get("consultation_id"), record_id=form.get("record_id"))
 
 
 @blp.route("", methods=["GET"])

@@ -7,6 +7,7 @@ from pawmanity.schemas import PageQuery, Schema, UTCDateTime
 class UploadForm(Schema):
     patient_id = fields.UUID(required=True)
     consultation_id = fields.UUID()
+    record_id = fields.UUID(metadata={"description": "A medical record of this patient to attach the file to"})
     description = fields.String(validate=validate.Length(max=500))
 
 
@@ -18,6 +19,7 @@ class UploadOut(Schema):
     id = fields.String(required=True)
     patient_id = fields.String(required=True)
     consultation_id = fields.String(allow_none=True)
+    record_id = fields.String(allow_none=True)
     filename = fields.String(required=True)
     description = fields.String(allow_none=True)
     content_type = fields.String(required=True)

@@ -17,6 +17,8 @@ class Upload(IdMixin, db.Model):
                                                   index=True)
     consultation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consultations.id", ondelete="SET NULL"),
                                                               index=True)
+    record_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("medical_records.id", ondelete="SET NULL"),
+                                                        index=True)
     uploaded_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), nullable=False)
     filename: Mapped[str] = mapped_column(String(160), nullable=False)
     description: Mapped[str | None] = mapped_column(String(500))

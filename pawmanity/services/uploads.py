@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from pawmanity.errors import DomainError, Forbidden, NotFound
 from pawmanity.extensions import db
-from pawmanity.models import Consultation, Patient, Upload, utcnow
+from pawmanity.models import Consultation, MedicalRecord, Patient, Upload, utcnow
 from pawmanity.pagination import paginate
 from pawmanity.services import access, audit, media, storage
 from pawmanity.services.access import ADMIN, GUARDIAN
@@ -19,12 +19,14 @@ class IntegrityCheckFailed(DomainError):
     status, code = 500, "integrity_check_failed"
 
 
-def create(actor, *, patient_id, data, filename, description=None, consultation_id=None):
+def create(actor, *, patient_id, data, filename, description=None, consultation_id=None, record_id=None):
     patient, _ = access.visible_patient(actor, patient_id)
-    if consultation_id is not None:
-        consultation = db.session.get(Consultation, consultation_id)
-        if consultation is None or consultation.patient_id != patient.id:
-            raise NotFound("No such consultation for this patient.", code="consultation_not_found")
+    for model, wanted, code in ((Consultation, consultation_id, "consultation_not_found"),
+                                (MedicalRecord, record_id, "record_not_found")):
+        if wanted is not None:
+            linked = db.session.get(model, wanted)
+            if linked is None or linked.patient_id != patient.id:
+                raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
     clean = media.clean(data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
     store = storage.backend()
     sha256 = _sha256(clean.data)
@@ -35,7 +37,8 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
         preview_sha = _sha256(clean.preview)
         preview_key = storage.content_key(preview_sha, ".png")
         store.put(preview_key, clean.preview)
-    upload = Upload(patient_id=patient.id, consultation_id=consultation_id, uploaded_by=actor.user_id,
+    upload = Upload(patient_id=patient.id, consultation_id=consultation_id, record_id=record_id,
+                    uploaded_by=actor.user_id,
                     filename=safe_filename(filename, clean.suffix), description=description,
                     content_type=clean.content_type, size=len(clean.data), sha256=sha256, width=clean.width,
                     height=clean.height, storage_backend=store.name, storage_key=key, preview_key=preview_key,
