@@ -143,6 +143,7 @@ class Config:
     UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
     UPLOAD_MAX_BYTES = _env_int("PAWMANITY_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
     UPLOAD_MAX_PIXELS = _env_int("PAWMANITY_UPLOAD_MAX_PIXELS", 40_000_000)
+    MEDIA_THREADS = _env_int("PAWMANITY_MEDIA_THREADS", 2)  # images cleaned at once, off the event loop
     UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
     UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...
     UPLOAD_S3_REGION = os.environ.get("PAWMANITY_UPLOAD_S3_REGION")

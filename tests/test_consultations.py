@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from pawmanity.extensions import db, socketio
 from pawmanity.models import Appointment, MedicalRecord, Message, utcnow
-from tests.support import assert_problem, bearer
+from tests.support import assert_problem, bearer, postgres_only
 
 CONSULTATIONS = "/api/v1/consultations"
 
@@ -292,3 +292,38 @@ class TestSocketChat:
         client.patch(f"/api/v1/admin/users/{admin.id}", json={"role": "patient"}, headers=auth(other_admin))
         ack = socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat", callback=True)
         assert ack["error"]["status"] == 404
+
+
+@postgres_only
+def test_both_sides_sending_at_once_lose_nothing(make_app, gen_user, gen_patient, gen_doctor, gen_appointment,
+                                                 tokens_for):
+    """Regression: the count read before the row lock must be re-read under it, or two senders take one number."""
+    import threading
+
+    app = make_app(CHAT_RATE_LIMIT="1000 per minute")
+    owner = gen_user()
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, gen_patient(owner), utcnow() - timedelta(minutes=1), status="confirmed")
+    tokens = {"owner": tokens_for(owner)["access_token"], "doctor": tokens_for(doctor_user)["access_token"]}
+    client = app.test_client()
+    cid = client.post(CONSULTATIONS, json={"appointment_id": str(appointment.id)},
+                      headers=bearer(tokens["doctor"])).get_json()["id"]
+    barrier, statuses = threading.Barrier(2), []
+
+    def chatter(side):
+        sender = app.test_client()
+        barrier.wait()
+        for n in range(20):
+            response = sender.post(f"{CONSULTATIONS}/{cid}/messages", json={"body": f"{side} {n}",
+                                                                            "client_id": f"{side}-{n}"},
+                                   headers=bearer(tokens[side]))
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=chatter, args=(side,)) for side in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 40
+    listed = client.get(f"{CONSULTATIONS}/{cid}/messages", headers=bearer(tokens["owner"])).get_json()
+    assert [m["seq"] for m in listed] == list(range(1, 41))

@@ -181,7 +181,7 @@ def visible_appointment(actor, appointment_id, *, lock=False):
     """The appointment and how the actor relates to it: 'guardian', 'doctor' (its doctor) or 'admin'."""
     query = select(Appointment).where(Appointment.id == appointment_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     appointment = db.session.scalar(query)
     relation = relation_to(actor, appointment) if appointment is not None else None
     if relation is None:

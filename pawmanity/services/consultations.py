@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 
 from pawmanity.errors import Conflict, Forbidden, NotFound
 from pawmanity.extensions import db
-from pawmanity.models import Consultation, Guardianship, MedicalRecord, ReadReceipt, utcnow
+from pawmanity.models import Consultation, DoctorProfile, Guardianship, MedicalRecord, ReadReceipt, utcnow
 from pawmanity.pagination import paginate
 from pawmanity.services import audit, booking, live, records
 from pawmanity.services.notifier import notify
@@ -101,7 +101,8 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
 
 
 def participant_ids(consultation):
-    return [consultation.doctor.user_id, *booking.guardian_ids(consultation.patient_id)]
+    doctor_user_id = db.session.scalar(select(DoctorProfile.user_id).where(DoctorProfile.id == consultation.doctor_id))
+    return [doctor_user_id, *booking.guardian_ids(consultation.patient_id)]
 
 
 def is_participant(user_id, consultation):
@@ -111,7 +112,7 @@ def is_participant(user_id, consultation):
 def visible(actor, consultation_id, *, lock=False):
     query = select(Consultation).where(Consultation.id == consultation_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update().execution_options(populate_existing=True)
     consultation = db.session.scalar(query)
     if consultation is None or not (actor.is_admin or is_participant(actor.user_id, consultation)):
         raise NotFound("No such consultation.")
@@ -119,8 +120,6 @@ def visible(actor, consultation_id, *, lock=False):
 
 
 def visible_query(actor):
-    from pawmanity.models import DoctorProfile
-
     query = select(Consultation)
     if actor.is_admin:
         return query

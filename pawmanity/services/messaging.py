@@ -36,7 +36,9 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
     attachment_ids = _check_attachments(consultation, attachment_ids)
     _check_rate(actor.user_id)
     # Lock the consultation: the next number is taken and committed before anyone else can take one.
-    locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update())
+    # populate_existing: the row was loaded above, before the lock; its count must be re-read under the lock.
+    locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update()
+                               .execution_options(populate_existing=True))
     if not locked.active:
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
     locked.message_count += 1
@@ -45,9 +47,13 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
     db.session.add(message)
     try:
         db.session.flush()
-    except IntegrityError:  # the same client_id raced in from another connection: that one is the message
+    except IntegrityError:
         db.session.rollback()
-        return _by_client_id(consultation.id, actor.user_id, client_id), False
+        # The same client_id raced in from another connection of this sender: that one is the message.
+        raced = _by_client_id(consultation.id, actor.user_id, client_id)
+        if raced is None:
+            raise
+        return raced, False
     _advance_receipt(locked.id, actor.user_id, message.seq)
     live.emit_to_users("message", serialize(message), consultations.participant_ids(locked), namespace=live.CHAT,
                        skip_sid=skip_sid)

@@ -13,6 +13,7 @@ from pawmanity.models import Consultation, MedicalRecord, Patient, Upload, utcno
 from pawmanity.pagination import paginate
 from pawmanity.services import access, audit, media, storage
 from pawmanity.services.access import ADMIN, GUARDIAN
+from pawmanity.services.offload import run_blocking
 
 
 class IntegrityCheckFailed(DomainError):
@@ -27,7 +28,7 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
             linked = db.session.get(model, wanted)
             if linked is None or linked.patient_id != patient.id:
                 raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
-    clean = media.clean(data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
+    clean = run_blocking(media.clean, data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
     store = storage.backend()
     sha256 = _sha256(clean.data)
     key = storage.content_key(sha256, clean.suffix)
