@@ -192,7 +192,6 @@ class TestingConfig(Config):
     ARGON2_TIME_COST = 1
     LOGIN_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
-    MONGO_URI = "mongomock://"
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly
     CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}

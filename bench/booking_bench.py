@@ -40,7 +40,6 @@ import time
 import urllib.parse
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -48,8 +47,9 @@ from pathlib import Path
 import psycopg
 
 from harness import (
+    print_log_exceptions, run_bench,
     HOST, REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, flask_command,
-    http_json, log_exceptions, log_tail, prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
+    http_json, log_tail, prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
 )
 
 API = "/api/v1"
@@ -430,13 +430,6 @@ def print_report(result, integrity):
     print(f"audit trail:         {integrity.audit_chain}: {'PASS' if integrity.audit_intact else 'FAIL'}")
 
 
-def print_log_exceptions(server):
-    exceptions = log_exceptions(server.log_path)
-    if exceptions:
-        print(f"{server.name} log: exceptions that ended a traceback:")
-        for line, n in exceptions.most_common():
-            print(f"  {n:>5} x {line}")
-
 
 def server_errors(tally):
     return sum(n for (_, status, _), n in tally.responses.items() if status >= 500)
@@ -474,18 +467,7 @@ def run(args, stack):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        with ExitStack() as stack:
-            ok = run(args, stack)
-    except BenchError as error:
-        print(f"booking_bench: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("booking_bench: interrupted; server stopped and the bench database dropped", file=sys.stderr)
-        return 130
-    return 0 if ok else 1
-
+    return run_bench("booking_bench", run, parse_args(argv))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -50,7 +50,6 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,8 +57,9 @@ import psycopg
 import socketio
 
 from harness import (
+    print_log_exceptions, run_bench,
     REPO, BenchError, add_service_arguments, backend_ticks, check_service_arguments, cpu_ticks, expect, http_json,
-    log_exceptions, log_tail, machine_busy_ticks, prepare_database, print_log_problems, python_script, running_server,
+    log_tail, machine_busy_ticks, prepare_database, print_log_problems, python_script, running_server,
     ticks_to_ms, worker_pid,
 )
 
@@ -536,13 +536,6 @@ def print_report(args, result, found, integrity):
     return not problems and integrity.ok
 
 
-def print_log_exceptions(server):
-    exceptions = log_exceptions(server.log_path)
-    if exceptions:
-        print(f"{server.name} log: exceptions that ended a traceback:")
-        for line, n in exceptions.most_common():
-            print(f"  {n:>5} x {line}")
-
 
 # --- main ----------------------------------------------------------------------------------------------------------
 
@@ -587,18 +580,7 @@ def run(args, stack):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        with ExitStack() as stack:
-            ok = run(args, stack)
-    except BenchError as error:
-        print(f"chat_bench: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("chat_bench: interrupted; server stopped and the bench database dropped", file=sys.stderr)
-        return 130
-    return 0 if ok else 1
-
+    return run_bench("chat_bench", run, parse_args(argv))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -351,3 +351,26 @@ def expect(status, body, expected, what):
     if status != expected:
         raise BenchError(f"{what} answered {status} (expected {expected}): {body}")
     return body
+
+
+def print_log_exceptions(server):
+    """Count the exceptions that ended tracebacks in a server's log."""
+    exceptions = log_exceptions(server.log_path)
+    if exceptions:
+        print(f"{server.name} log: exceptions that ended a traceback:")
+        for line, n in exceptions.most_common():
+            print(f"  {n:>5} x {line}")
+
+
+def run_bench(name, run, args, *, interrupted="server stopped and the bench database dropped"):
+    """Run a benchmark's `run(args, stack)`; exit 0 when it reports success, 1 on failure, 130 on Ctrl-C."""
+    try:
+        with ExitStack() as stack:
+            ok = run(args, stack)
+    except BenchError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; {interrupted}", file=sys.stderr)
+        return 130
+    return 0 if ok else 1

@@ -48,7 +48,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +55,9 @@ import numpy
 from PIL import Image
 
 from harness import (
+    print_log_exceptions, run_bench,
     HOST, REPO, VENV_BIN, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, http_json,
-    log_exceptions, log_problems, log_tail, machine_busy_ticks, prepare_database, print_log_problems, running_server,
+    log_problems, log_tail, machine_busy_ticks, prepare_database, print_log_problems, running_server,
     ticks_to_ms, worker_pid,
 )
 
@@ -521,13 +521,6 @@ def check_target(run):
     return met
 
 
-def print_log_exceptions(server):
-    exceptions = log_exceptions(server.log_path)
-    if exceptions:
-        print(f"{server.name} log: exceptions that ended a traceback:")
-        for line, n in exceptions.most_common():
-            print(f"  {n:>5} x {line}")
-
 
 # --- main ----------------------------------------------------------------------------------------------------------
 
@@ -596,19 +589,8 @@ def run(args, stack):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        with ExitStack() as stack:
-            ok = run(args, stack)
-    except BenchError as error:
-        print(f"upload_bench: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("upload_bench: interrupted; server stopped, bench database dropped, temporary files removed",
-              file=sys.stderr)
-        return 130
-    return 0 if ok else 1
-
+    return run_bench("upload_bench", run, parse_args(argv),
+                     interrupted="server stopped, bench database dropped, temporary files removed")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,7 +60,7 @@ def database(tmp_path_factory):
 
 
 def migrate_to_head(url):
-    app = create_app("testing", plugins=(), settings={"SQLALCHEMY_DATABASE_URI": url})
+    app = create_app("testing", plugins=(), settings={"SQLALCHEMY_DATABASE_URI": url, "MONGO_URI": "mongomock://"})
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -89,6 +89,7 @@ def make_app(database, database_url, tmp_path):
     def build(plugins=None, **settings):
         base = {
             "SQLALCHEMY_DATABASE_URI": url,
+            "MONGO_URI": "mongomock://",
             "INSTANCE_DIR": str(tmp_path / "instance"),
             "MAIL_OUTBOX_DIR": str(tmp_path / "outbox"),
             "UPLOAD_DIR": str(tmp_path / "uploads"),
