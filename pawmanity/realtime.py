@@ -3,7 +3,7 @@
 import uuid
 from functools import wraps
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_socketio import Namespace, disconnect, emit, join_room
@@ -52,7 +52,7 @@ class AuthenticatedNamespace(Namespace):
         user, claims = authenticate_socket(auth)
         session["user_id"] = str(user.id)
         session["role"] = user.role
-        session["claims"] = {"jti": claims.get("jti"), "sid": claims.get("sid")}
+        session["claims"] = {"sub": claims.get("sub"), "jti": claims.get("jti"), "sid": claims.get("sid")}
         join_room(user_room(user.id))
         _open_sockets[(request.sid, self.namespace)] = session["claims"]
         _start_revocation_sweep()
@@ -67,8 +67,8 @@ class AuthenticatedNamespace(Namespace):
 
 def socket_actor():
     """The Actor behind the current Socket.IO event, with the role the database holds now (a role change or a
-    deactivation applies to open sockets at once, as it does to REST)."""
-    user = db.session.get(User, uuid.UUID(session["user_id"]))
+    deactivation applies to open sockets at once, as it does to REST). `acknowledged` loaded the user."""
+    user = g.get("socket_user") or db.session.get(User, uuid.UUID(session["user_id"]))
     if user is None or not user.active:
         disconnect()
         raise Unauthorized("This account cannot use the connection any more.", code="account_inactive")
@@ -81,9 +81,12 @@ def acknowledged(handler):
 
     @wraps(handler)
     def wrapper(self, data=None):
-        if tokens.is_revoked(session.get("claims") or {}):
+        # One lookup answers both "is this token still good?" and "who is this, now?".
+        user, revoked = tokens.user_and_revocation(session.get("claims") or {"sub": session.get("user_id")})
+        if revoked:
             disconnect()
             return {"error": {"status": 401, "code": "token_revoked", "detail": "Your session has ended."}}
+        g.socket_user = user
         try:
             return handler(self, data)
         except ValidationError as error:

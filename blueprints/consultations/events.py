@@ -31,10 +31,10 @@ class ChatNamespace(AuthenticatedNamespace):
     @acknowledged
     def on_typing(self, data):
         actor = socket_actor()
-        consultation = consultations.visible(actor, ConsultationRef().load(data)["consultation_id"])
+        consultation, participants = consultations.visible_with_participants(
+            actor, ConsultationRef().load(data)["consultation_id"])
         live.emit_to_users("typing", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id)},
-                           consultations.participant_ids(consultation), namespace=live.CHAT, skip_sid=request.sid,
-                           after_commit=False)
+                           participants, namespace=live.CHAT, skip_sid=request.sid, after_commit=False)
         return {"ok": True}
 
     @acknowledged

@@ -110,13 +110,19 @@ def is_participant(user_id, consultation):
 
 
 def visible(actor, consultation_id, *, lock=False):
+    return visible_with_participants(actor, consultation_id, lock=lock)[0]
+
+
+def visible_with_participants(actor, consultation_id, *, lock=False):
+    """The consultation (404 unless the actor takes part, or is an admin) and its participants' user ids."""
     query = select(Consultation).where(Consultation.id == consultation_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     consultation = db.session.scalar(query)
-    if consultation is None or not (actor.is_admin or is_participant(actor.user_id, consultation)):
+    participants = participant_ids(consultation) if consultation is not None else []
+    if consultation is None or not (actor.is_admin or actor.user_id in participants):
         raise NotFound("No such consultation.")
-    return consultation
+    return consultation, participants
 
 
 def visible_query(actor):

@@ -26,7 +26,7 @@ class RateLimited(DomainError):
 
 def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), skip_sid=None):
     """Store a message (or find the one already stored under this client_id). Returns (message, created)."""
-    consultation = consultations.visible(actor, consultation_id)
+    consultation, participants = consultations.visible_with_participants(actor, consultation_id)
     existing = _by_client_id(consultation.id, actor.user_id, client_id)
     if existing is not None:
         return existing, False
@@ -55,8 +55,7 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
             raise
         return raced, False
     _advance_receipt(locked.id, actor.user_id, message.seq)
-    live.emit_to_users("message", serialize(message), consultations.participant_ids(locked), namespace=live.CHAT,
-                       skip_sid=skip_sid)
+    live.emit_to_users("message", serialize(message), participants, namespace=live.CHAT, skip_sid=skip_sid)
     db.session.commit()
     return message, True
 
@@ -75,7 +74,7 @@ def list_messages(actor, consultation_id, *, after=None, limit=100):
 
 def mark_read(actor, consultation_id, message_id, *, skip_sid=None):
     """Read up to and including `message_id`; the others in the room hear of it."""
-    consultation = consultations.visible(actor, consultation_id)
+    consultation, participants = consultations.visible_with_participants(actor, consultation_id)
     seq = db.session.scalar(select(Message.seq).where(Message.id == message_id,
                                                       Message.consultation_id == consultation.id))
     if seq is None:
@@ -83,7 +82,7 @@ def mark_read(actor, consultation_id, message_id, *, skip_sid=None):
     _advance_receipt(consultation.id, actor.user_id, seq)
     live.emit_to_users("read", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id),
                                 "message_id": str(message_id), "seq": seq},
-                       consultations.participant_ids(consultation), namespace=live.CHAT, skip_sid=skip_sid)
+                       participants, namespace=live.CHAT, skip_sid=skip_sid)
     db.session.commit()
     return seq
 
@@ -140,11 +139,12 @@ def _by_client_id(consultation_id, sender_id, client_id):
 
 
 def _advance_receipt(consultation_id, user_id, seq):
-    receipt = db.session.get(ReadReceipt, (consultation_id, user_id))
-    if receipt is None:
+    """Move the reader's mark forward (never back), in one statement; create it for a newcomer."""
+    moved = db.session.execute(update(ReadReceipt).where(
+        ReadReceipt.consultation_id == consultation_id, ReadReceipt.user_id == user_id,
+        ReadReceipt.last_read_seq < seq).values(last_read_seq=seq, updated_at=utcnow())).rowcount
+    if not moved and db.session.get(ReadReceipt, (consultation_id, user_id)) is None:
         db.session.add(ReadReceipt(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq))
-    elif seq > receipt.last_read_seq:
-        receipt.last_read_seq, receipt.updated_at = seq, utcnow()
 
 
 def _check_attachments(consultation, attachment_ids):
