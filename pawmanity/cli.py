@@ -3,6 +3,7 @@
 import os
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens, video
@@ -30,8 +31,12 @@ demo_cli = AppGroup("demo", help="Demonstration data.")
 
 
 @demo_cli.command("load")
-def demo_load():
+@click.option("--force", is_flag=True, help="Load even into a production-configured database.")
+def demo_load(force):
     """Load a vet clinic and a human clinic with doctors, owners and patients (idempotent)."""
+    if current_app.config["REQUIRE_REAL_SECRETS"] and not force:
+        raise click.ClickException("This is a production configuration: demo accounts share a published password "
+                                   "and their doctors are verified. Use --force if you really mean it.")
     summary = demo.load(actor=CLI_ACTOR)
     for line in summary:
         click.echo(line)

@@ -73,3 +73,11 @@ def test_purge_drops_only_expired_tokens(app, gen_user, tokens_for):
     assert result == {"refresh_tokens": 0, "revoked_tokens": 1}
     assert db.session.scalars(select(RevokedToken.key)).all() == ["jti:live"]
     assert db.session.scalar(select(func.count()).select_from(RefreshToken)) == 1
+
+
+def test_demo_load_refuses_a_production_configuration(make_app):
+    app = make_app(REQUIRE_REAL_SECRETS=True)
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["demo", "load"])
+        assert result.exit_code != 0 and "production configuration" in result.output
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0

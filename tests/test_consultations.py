@@ -89,6 +89,10 @@ class TestRestMessages:
         ids = [send(client, room, f"m{n}", f"c{n}").get_json()["id"] for n in range(5)]
         newer = client.get(f"{room['messages_url']}?after={ids[1]}", headers=bearer(room["doctor_token"])).get_json()
         assert [m["body"] for m in newer] == ["m2", "m3", "m4"]
+        from pawmanity.models import AuditEvent
+
+        read = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.list")).all()
+        assert [(e.actor_role, e.detail["count"]) for e in read] == [("doctor", 3)]
         assert_problem(client.get(f"{room['messages_url']}?after=00000000-0000-4000-8000-000000000000",
                                   headers=bearer(room["doctor_token"])), 404, "unknown_message")
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from pawmanity.errors import Conflict, DomainError, InvalidInput, NotFound
 from pawmanity.extensions import db
 from pawmanity.models import Consultation, Message, ReadReceipt, Upload, utcnow
-from pawmanity.services import consultations, live
+from pawmanity.services import audit, consultations, live
 from pawmanity.services.notifier import notify
 
 
@@ -69,7 +69,11 @@ def list_messages(actor, consultation_id, *, after=None, limit=100):
         if anchor is None:
             raise NotFound("`after` names no message of this consultation.", code="unknown_message")
         query = query.where(Message.seq > anchor)
-    return db.session.scalars(query).all()
+    messages = db.session.scalars(query).all()
+    audit.record("message.list", actor, object_type="consultation", object_id=consultation.id,
+                 detail={"count": len(messages)})
+    db.session.commit()
+    return messages
 
 
 def mark_read(actor, consultation_id, message_id, *, skip_sid=None):

@@ -15,7 +15,8 @@ from pawmanity.models import (
     NEUTER_STATUSES, GuardianInvitation, Guardianship, Patient, User, WeightMeasurement, utcnow,
 )
 from pawmanity.pagination import paginate
-from pawmanity.services import access, audit, mailer
+from pawmanity.services import access, audit
+from pawmanity.services.notifier import queue_email
 from pawmanity.services.access import ADMIN, GUARDIAN
 
 GRAM = Decimal("0.001")
@@ -154,15 +155,15 @@ def invite_guardian(actor, patient_id, *, email, relation):
     db.session.flush()
     audit.record("patient.guardian.invite", actor, object_type="patient", object_id=patient.id,
                  detail={"invitation_id": str(invitation.id)})
-    db.session.commit()
-    # The name of the patient only: no clinical details leave by e-mail.
-    mailer.send_mail(
-        to=email,
-        subject="You have been invited to help care for a patient on PAWMANITY",
-        body=(f"You have been invited to act as {relation.replace('_', ' ')} for {patient.name}.\n\n"
-              f"Sign in with this e-mail address and accept the invitation with this code:\n\n{token}\n\n"
-              f"The code works once and expires in {int(ttl.total_seconds() // 3600)} hours."),
+    # The name of the patient only: no clinical details leave by e-mail. Sent after the commit, by the worker.
+    queue_email(
+        email,
+        "You have been invited to help care for a patient",
+        f"You have been invited to act as {relation.replace('_', ' ')} for {patient.name}.\n\n"
+        f"Sign in with this e-mail address and accept the invitation with this code:\n\n{token}\n\n"
+        f"The code works once and expires in {int(ttl.total_seconds() // 3600)} hours.",
     )
+    db.session.commit()
     return invitation
 
 
