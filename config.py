@@ -24,6 +24,7 @@ DEFAULT_PLUGINS = (
     "blueprints.notifications",
     "blueprints.uploads",
     "blueprints.video_sessions",
+    "blueprints.ai",
 )
 
 

@@ -1,0 +1,88 @@
+"""The triage knowledge base: complete for the required conditions, consistent, and served per species."""
+
+import re
+
+import pytest
+
+from pawmanity.services.knowledge import KnowledgeBaseError, knowledge_base, parse
+from tests.support import assert_problem
+
+REQUIRED = {
+    "human": "common_cold influenza covid_19 strep_pharyngitis sinusitis acute_bronchitis pneumonia "
+             "asthma_exacerbation allergic_rhinitis migraine tension_headache gastroenteritis appendicitis "
+             "urinary_tract_infection kidney_stones myocardial_infarction stroke panic_attack conjunctivitis "
+             "otitis_media contact_dermatitis cellulitis",
+    "dog": "parvovirus kennel_cough gastroenteritis gastric_dilatation_volvulus pancreatitis otitis_externa "
+           "atopic_dermatitis flea_allergy_dermatitis osteoarthritis cruciate_ligament_injury urinary_tract_infection "
+           "diabetes_mellitus toxin_ingestion heatstroke",
+    "cat": "urethral_obstruction feline_idiopathic_cystitis upper_respiratory_infection chronic_kidney_disease "
+           "hyperthyroidism diabetes_mellitus gastroenteritis dental_disease feline_asthma toxin_ingestion",
+}
+REQUIRED_SYMPTOMS = ("fever cough vomiting diarrhea bloody_stool lethargy loss_of_appetite chest_pain "
+                     "shortness_of_breath sweating facial_drooping slurred_speech arm_weakness unproductive_retching "
+                     "distended_abdomen straining_to_urinate no_urine_output frequent_urination painful_urination "
+                     "increased_thirst weight_loss itching head_shaking ear_odor limping sneezing nasal_discharge "
+                     "eye_discharge seizure collapse excessive_panting drooling").split()
+
+
+@pytest.mark.parametrize("species", REQUIRED)
+def test_every_required_condition_is_there_with_its_exact_code(species):
+    assert set(REQUIRED[species].split()) <= set(knowledge_base().conditions[species])
+
+
+def test_every_required_symptom_is_defined():
+    assert set(REQUIRED_SYMPTOMS) <= set(knowledge_base().symptoms)
+
+
+def test_emergencies_are_urgency_five():
+    kb = knowledge_base()
+    for species, code in [("human", "myocardial_infarction"), ("human", "stroke"), ("dog", "parvovirus"),
+                          ("dog", "gastric_dilatation_volvulus"), ("dog", "toxin_ingestion"),
+                          ("dog", "heatstroke"), ("cat", "urethral_obstruction"), ("cat", "toxin_ingestion")]:
+        assert kb.conditions[species][code].urgency == 5
+
+
+def test_every_condition_names_its_sources():
+    kb = knowledge_base()
+    for conditions in kb.conditions.values():
+        for condition in conditions.values():
+            assert condition.sources and all(source in kb.sources for source in condition.sources)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"]["symptoms"].update(telepathy=0.5), "not defined"),
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"]["symptoms"].update(chest_pain=0.5), "not listed for dog"),
+    (lambda raw: raw["conditions"]["cat"]["dental_disease"].update(urgency=7), "not 1-5"),
+    (lambda raw: raw["conditions"]["cat"]["dental_disease"]["symptoms"].update(bad_breath=1.5), "not in (0, 1]"),
+    (lambda raw: raw["conditions"]["cat"]["dental_disease"].update(sources=["hearsay"]), "sources"),
+])
+def test_a_contradictory_file_is_refused(breakage, message):
+    import copy
+    from importlib import resources
+
+    import yaml
+
+    raw = yaml.safe_load(resources.files("pawmanity.data").joinpath("knowledge_base.yaml").read_text())
+    broken = copy.deepcopy(raw)
+    breakage(broken)
+    with pytest.raises(KnowledgeBaseError, match=re.escape(message)):
+        parse(broken)
+
+
+def test_symptoms_are_listed_per_species_with_names(client, auth, gen_user):
+    body = client.get("/api/v1/ai/symptoms?species=dog", headers=auth(gen_user())).get_json()
+    codes = {item["code"]: item["name"] for item in body["items"]}
+    assert codes["unproductive_retching"] == "Retching without bringing anything up"
+    assert "chest_pain" not in codes and body["knowledge_base_version"] == knowledge_base().version
+
+
+def test_conditions_are_listed_with_urgency_and_sources(client, auth, gen_user):
+    body = client.get("/api/v1/ai/conditions?species=cat", headers=auth(gen_user())).get_json()
+    blocked = next(item for item in body["items"] if item["code"] == "urethral_obstruction")
+    assert blocked["urgency"] == 5 and blocked["urgency_label"] == "emergency now"
+    assert blocked["specialist"] == "emergency_veterinary" and blocked["sources"]
+
+
+@pytest.mark.parametrize("query, status", [("", 422), ("?species=dragon", 422), ("?species=rabbit", 422)])
+def test_species_the_checker_does_not_cover(client, auth, gen_user, query, status):
+    assert_problem(client.get(f"/api/v1/ai/symptoms{query}", headers=auth(gen_user())), status)
