@@ -165,6 +165,10 @@ class Config:
     REMINDER_WINDOWS = {"24h": 24 * 60, "1h": 60}  # minutes before the start
     SOCKET_REVOCATION_SWEEP_SECONDS = _env_int("PAWMANITY_SOCKET_REVOCATION_SWEEP_SECONDS", 10)
 
+    # Symptom checker: trained artefacts and the ACTIVE pointer
+    AI_MODEL_DIR = os.environ.get("PAWMANITY_AI_MODEL_DIR", str(BASE_DIR / "pawmanity" / "data" / "models"))
+    AI_TRAINING_CASES = _env_int("PAWMANITY_AI_TRAINING_CASES", 10_000)
+
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")
     VIDEO_JOIN_OPENS_MINUTES = _env_int("PAWMANITY_VIDEO_JOIN_OPENS_MINUTES", 10)

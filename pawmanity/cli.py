@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens, video
+from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens, triage_model, video
 from pawmanity.services.actor import Actor
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -92,6 +92,29 @@ def video_end_expired():
     click.echo(f"ended {video.end_expired()} video sessions")
 
 
+ai_cli = AppGroup("ai", help="The symptom checker's models.")
+
+
+@ai_cli.command("train")
+@click.option("--cases", type=int, default=None, help="Synthetic cases per species (default AI_TRAINING_CASES).")
+@click.option("--seed", type=int, default=2026, show_default=True)
+@click.option("--activate/--no-activate", default=True, show_default=True)
+def ai_train(cases, seed, activate):
+    """Generate cases from the knowledge base, train, print held-out metrics, store (and activate) the version."""
+    cases = cases or current_app.config["AI_TRAINING_CASES"]
+    with click.progressbar(length=2 * len(triage_model.SPECIES), label=f"training on {cases} cases per species",
+                           item_show_func=lambda step: step) as bar:
+        bundle, meta = triage_model.train(cases_per_species=cases, seed=seed,
+                                          progress=lambda step: bar.update(1, step))
+    for species, metrics in meta["metrics"].items():
+        recall = ", ".join(f"{level}: {value:.2f}" for level, value in metrics["urgency_recall"].items())
+        click.echo(f"{species:6} top-1 {metrics['top1_accuracy']:.3f}  top-3 {metrics['top3_accuracy']:.3f}  "
+                   f"urgency recall by level {{{recall}}}  ({metrics['holdout_cases']} held-out cases)")
+    folder = triage_model.save(bundle, meta, activate=activate)
+    click.echo(f"stored {meta['version']} in {folder}{' (active)' if activate else ''}")
+
+
 def register_commands(app):
-    for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli):
+    for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
+                    ai_cli):
         app.cli.add_command(command)

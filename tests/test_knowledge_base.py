@@ -86,3 +86,66 @@ def test_conditions_are_listed_with_urgency_and_sources(client, auth, gen_user):
 @pytest.mark.parametrize("query, status", [("", 422), ("?species=dragon", 422), ("?species=rabbit", 422)])
 def test_species_the_checker_does_not_cover(client, auth, gen_user, query, status):
     assert_problem(client.get(f"/api/v1/ai/symptoms{query}", headers=auth(gen_user())), status)
+
+
+@pytest.fixture
+def model_app(make_app, tmp_path):
+    # Small and fast; the shipped artefact is trained on the full 10,000 cases per species.
+    return make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=600)
+
+
+def invoke(app, *args):
+    # The test's default app context is already pushed; commands must run against this app instead.
+    with app.app_context():
+        return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_train_reports_metrics_and_activates(model_app, auth, gen_user):
+    result = invoke(model_app, "ai", "train", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    assert "top-1" in result.output and "urgency recall by level" in result.output
+    body = model_app.test_client().get("/api/v1/ai/model", headers=auth(gen_user())).get_json()
+    assert body["name"] == "pawmanity-triage" and body["training"]["cases_per_species"] == 600
+    for species in ("human", "dog", "cat"):
+        metrics = body["metrics"][species]
+        assert 0 < metrics["top1_accuracy"] <= metrics["top3_accuracy"] <= 1
+        assert len(body["training"]["data_sha256"][species]) == 64
+
+
+def test_the_same_seed_gives_the_same_data(model_app):
+    from pawmanity.services.triage_data import dataset_hash, generate
+
+    kb = knowledge_base()
+    first, second = generate(kb, "dog", 300, seed=5), generate(kb, "dog", 300, seed=5)
+    assert (first[0] == second[0]).all() and list(first[1]) == list(second[1])
+    assert dataset_hash(kb, "dog", 300, 5) != dataset_hash(kb, "dog", 300, 6)
+
+
+def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user):
+    from pawmanity.services import triage_model
+
+    client, headers = model_app.test_client(), auth(gen_user())
+    invoke(model_app, "ai", "train", "--seed", "1")
+    first = client.get("/api/v1/ai/model", headers=headers).get_json()["version"]
+    import time
+
+    time.sleep(1.1)  # versions are named to the second
+    invoke(model_app, "ai", "train", "--seed", "2", "--no-activate")
+    assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == first
+    with model_app.app_context():
+        second = sorted(p.name for p in triage_model.model_dir().iterdir() if p.is_dir())[-1]
+        triage_model.set_active(second)
+    assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == second
+
+
+def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user):
+    from pawmanity.services import triage_model
+
+    client, headers = model_app.test_client(), auth(gen_user())
+    assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")
+    invoke(model_app, "ai", "train")
+    with model_app.app_context():
+        active = (triage_model.model_dir() / "ACTIVE").read_text().strip()
+        (triage_model.model_dir() / active / "models.joblib").write_bytes(b"not a model")
+    model_app.extensions.pop("triage_model", None)  # as a fresh server process would start
+    assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")

@@ -1,5 +1,6 @@
-from blueprints.ai.schemas import ConditionListOut, SpeciesQuery, SymptomListOut
+from blueprints.ai.schemas import ConditionListOut, ModelOut, SpeciesQuery, SymptomListOut
 from pawmanity.api import API_PREFIX, Blueprint
+from pawmanity.services import triage_model
 from pawmanity.services.knowledge import knowledge_base
 
 blp = Blueprint("ai", __name__, url_prefix=f"{API_PREFIX}/ai", description="The symptom checker")
@@ -29,3 +30,12 @@ def list_conditions(query):
         {"code": c.code, "name": c.name, "urgency": c.urgency, "urgency_label": kb.urgency_levels[c.urgency],
          "specialist": c.specialist, "sources": [kb.sources[s] for s in c.sources]}
         for c in sorted(conditions.values(), key=lambda c: c.code)]}
+
+
+@blp.route("/model", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, ModelOut)
+@blp.errors(503)
+def active_model():
+    """The active model version: what it was trained on and how it scored on held-out cases."""
+    return triage_model.active()[1]

@@ -33,3 +33,14 @@ class SymptomListOut(CatalogueOut):
 
 class ConditionListOut(CatalogueOut):
     items = fields.List(fields.Nested(ConditionOut), required=True)
+
+
+class ModelOut(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+    created_at = fields.String(required=True)
+    knowledge_base_version = fields.String(required=True)
+    training = fields.Dict(required=True, metadata={"description": "cases per species, seed, hold-out share, "
+                                                                   "SHA-256 of each species' training data"})
+    metrics = fields.Dict(required=True, metadata={"description": "held-out top-1/top-3 accuracy and urgency "
+                                                                  "recall per level, per species"})
