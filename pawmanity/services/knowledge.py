@@ -34,12 +34,28 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class RedFlag:
+    code: str
+    species: tuple
+    all_of: tuple
+    any_of: tuple
+    urgency: int
+    reason: str
+    advice: str
+
+    def fires(self, species, symptom_codes):
+        return (species in self.species and all(code in symptom_codes for code in self.all_of)
+                and (not self.any_of or any(code in symptom_codes for code in self.any_of)))
+
+
+@dataclass(frozen=True)
 class KnowledgeBase:
     version: str
     sources: dict
     urgency_levels: dict
     symptoms: dict          # code -> {"name", "species"}
     conditions: dict        # species -> {code -> Condition}
+    red_flags: tuple = ()
 
     @property
     def species(self):
@@ -77,9 +93,24 @@ def parse(raw):
                                   symptoms=dict(entry["symptoms"]), sources=tuple(entry["sources"]))
             _check(condition, symptoms, sources)
             conditions[species][code] = condition
+    red_flags = tuple(_red_flag(code, entry, symptoms, sources) for code, entry in raw.get("red_flags", {}).items())
     return KnowledgeBase(version=str(raw["version"]), sources=sources,
                          urgency_levels={int(k): v for k, v in raw["urgency_levels"].items()},
-                         symptoms=symptoms, conditions=conditions)
+                         symptoms=symptoms, conditions=conditions, red_flags=red_flags)
+
+
+def _red_flag(code, entry, symptoms, sources):
+    flag = RedFlag(code=code, species=tuple(entry["species"]), all_of=tuple(entry.get("all", ())),
+                   any_of=tuple(entry.get("any", ())), urgency=int(entry["urgency"]), reason=entry["reason"],
+                   advice=entry["advice"])
+    if not flag.all_of and not flag.any_of:
+        raise KnowledgeBaseError(f"red flag {code}: names no symptom")
+    for symptom in flag.all_of + flag.any_of:
+        if symptom not in symptoms:
+            raise KnowledgeBaseError(f"red flag {code}: symptom {symptom!r} is not defined")
+    if flag.urgency not in URGENCY_RANGE or not set(entry.get("sources", ())) <= set(sources):
+        raise KnowledgeBaseError(f"red flag {code}: urgency or sources invalid")
+    return flag
 
 
 def _check(condition, symptoms, sources):
