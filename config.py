@@ -128,6 +128,7 @@ class Config:
             "send-due-reminders": {"task": "pawmanity.tasks.send_due_reminders", "schedule": 60.0},
             "send-message-digests": {"task": "pawmanity.tasks.send_message_digests", "schedule": 120.0},
             "end-expired-video-sessions": {"task": "pawmanity.tasks.end_expired_video_sessions", "schedule": 60.0},
+            "drain-diagnosis-outbox": {"task": "pawmanity.tasks.drain_diagnosis_outbox", "schedule": 60.0},
         },
     }
 

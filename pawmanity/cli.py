@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from pawmanity.services import accounts, audit, demo, messaging, reminders, tokens, triage_model, video
+from pawmanity.services import accounts, audit, demo, diagnoses, messaging, reminders, tokens, triage_model, video
 from pawmanity.services.actor import Actor
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -112,6 +112,12 @@ def ai_train(cases, seed, activate):
                    f"urgency recall by level {{{recall}}}  ({metrics['holdout_cases']} held-out cases)")
     folder = triage_model.save(bundle, meta, activate=activate)
     click.echo(f"stored {meta['version']} in {folder}{' (active)' if activate else ''}")
+
+
+@ai_cli.command("drain-outbox")
+def ai_drain_outbox():
+    """Deliver diagnosis logs that waited in the outbox while MongoDB was unreachable."""
+    click.echo(f"delivered {diagnoses.drain_outbox()} diagnosis logs")
 
 
 def register_commands(app):

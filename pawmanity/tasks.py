@@ -50,3 +50,10 @@ def end_expired_video_sessions():
     from pawmanity.services import video
 
     return video.end_expired()
+
+
+@shared_task(name="pawmanity.tasks.drain_diagnosis_outbox")
+def drain_diagnosis_outbox():
+    from pawmanity.services import diagnoses
+
+    return diagnoses.drain_outbox()

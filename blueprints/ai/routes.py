@@ -1,6 +1,9 @@
-from blueprints.ai.schemas import ConditionListOut, ModelOut, SpeciesQuery, SymptomListOut
+from blueprints.ai.schemas import (
+    ConditionListOut, DiagnosisIn, DiagnosisListQuery, DiagnosisOut, ModelOut, SpeciesQuery, SymptomListOut,
+)
 from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.services import triage_model
+from pawmanity.security import current_actor
+from pawmanity.services import diagnoses, triage_model
 from pawmanity.services.knowledge import knowledge_base
 
 blp = Blueprint("ai", __name__, url_prefix=f"{API_PREFIX}/ai", description="The symptom checker")
@@ -39,3 +42,31 @@ def list_conditions(query):
 def active_model():
     """The active model version: what it was trained on and how it scored on held-out cases."""
     return triage_model.active()[1]
+
+
+@blp.route("/diagnoses", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(DiagnosisIn)
+@blp.response(201, DiagnosisOut)
+@blp.errors(403, 404, 415, 503)
+def create_diagnosis(data):
+    """Assess a patient's symptoms: likely conditions, urgency (red flags override the model), what to do."""
+    return diagnoses.diagnose(current_actor(), **data)
+
+
+@blp.route("/diagnoses", methods=["GET"])
+@blp.auth_required()
+@blp.arguments(DiagnosisListQuery, location="query")
+@blp.response(200, DiagnosisOut(many=True))
+@blp.errors(404)
+def list_diagnoses(query):
+    """Past assessments of the patients you may see, newest first (at most 50)."""
+    return diagnoses.list_diagnoses(current_actor(), **query)
+
+
+@blp.route("/diagnoses/<uuid:diagnosis_id>", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, DiagnosisOut)
+@blp.errors(404)
+def get_diagnosis(diagnosis_id):
+    return diagnoses.get(current_actor(), diagnosis_id)

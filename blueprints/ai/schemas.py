@@ -44,3 +44,52 @@ class ModelOut(Schema):
                                                                    "SHA-256 of each species' training data"})
     metrics = fields.Dict(required=True, metadata={"description": "held-out top-1/top-3 accuracy and urgency "
                                                                   "recall per level, per species"})
+
+
+class SymptomIn(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    severity = fields.Integer(required=True, validate=validate.Range(min=1, max=10))
+    duration_days = fields.Float(required=True, validate=validate.Range(min=0, max=3650))
+
+
+class DiagnosisIn(Schema):
+    patient_id = fields.UUID(required=True)
+    symptoms = fields.List(fields.Nested(SymptomIn), required=True, validate=validate.Length(min=1, max=30))
+    notes = fields.String(validate=validate.Length(max=2000))
+    store_notes = fields.Boolean(load_default=False, metadata={"description": "Consent to keep the free-text notes "
+                                                                              "in the diagnosis log"})
+
+
+class RankedConditionOut(Schema):
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    probability = fields.Float(required=True)
+
+
+class UrgencyOut(Schema):
+    level = fields.Integer(required=True)
+    label = fields.String(required=True)
+    reasons = fields.List(fields.String(), required=True)
+    red_flags = fields.List(fields.String(), required=True)
+
+
+class ModelRefOut(Schema):
+    name = fields.String(required=True)
+    version = fields.String(required=True)
+
+
+class DiagnosisOut(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    created_at = fields.String(required=True)
+    conditions = fields.List(fields.Nested(RankedConditionOut), required=True)
+    urgency = fields.Nested(UrgencyOut, required=True)
+    recommendations = fields.List(fields.String(), required=True)
+    specialist = fields.String(required=True)
+    low_confidence = fields.Boolean(required=True)
+    model = fields.Nested(ModelRefOut, required=True)
+    disclaimer = fields.String(required=True)
+
+
+class DiagnosisListQuery(Schema):
+    patient_id = fields.UUID()

@@ -58,7 +58,9 @@ def assess(species, symptoms, *, age_years, sex):
         "low_confidence": low_confidence,
         "model": {"name": meta["name"], "version": meta["version"]},
         "disclaimer": DISCLAIMER,
-        "raw": {"condition_probabilities": condition_probabilities, "urgency_probabilities": urgency_probabilities,
+        # Document-store keys must be strings (BSON), so urgency levels are written as "1".."5".
+        "raw": {"condition_probabilities": {str(code): p for code, p in condition_probabilities.items()},
+                "urgency_probabilities": {str(level): p for level, p in urgency_probabilities.items()},
                 "model_urgency": model_urgency, "red_flags": [flag.code for flag in fired]},
     }
 

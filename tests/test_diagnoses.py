@@ -1,0 +1,119 @@
+"""POST /ai/diagnoses: assessments for patients the caller may act for, every one logged, none lost."""
+
+import pytest
+from sqlalchemy import select
+
+from pawmanity.extensions import db, docstore
+from pawmanity.models import DiagnosisLogOutbox, Notification
+from pawmanity.services import diagnoses
+from tests.support import assert_problem
+
+URL = "/api/v1/ai/diagnoses"
+
+
+def body(patient, *codes, severity=6, days=1.0, **extra):
+    return {"patient_id": str(patient.id),
+            "symptoms": [{"code": c, "severity": severity, "duration_days": days} for c in codes], **extra}
+
+
+@pytest.fixture
+def owner_and_dog(gen_user, gen_patient):
+    owner = gen_user()
+    return owner, gen_patient(owner, species="dog", name="Biscuit", sex="male_neutered")
+
+
+def logs():
+    return list(docstore.db[diagnoses.COLLECTION].find({}))
+
+
+def test_a_diagnosis_is_answered_and_logged(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog
+    response = client.post(URL, headers=auth(owner), json=body(dog, "head_shaking", "ear_odor", notes="since Monday"))
+    assert response.status_code == 201, response.get_data(as_text=True)
+    result = response.get_json()
+    assert result["conditions"][0]["code"] == "otitis_externa" and "not a diagnosis" in result["disclaimer"]
+    log, = logs()
+    assert log["_id"] == result["id"] and log["species"] == "dog" and log["caller_id"] == str(owner.id)
+    assert set(log["raw"]["condition_probabilities"]) >= {"otitis_externa", "parvovirus"}
+    assert log["request"]["notes"] is None  # no consent, no free text
+    assert client.get(f"{URL}/{result['id']}", headers=auth(owner)).get_json()["id"] == result["id"]
+    assert [d["id"] for d in client.get(URL, headers=auth(owner)).get_json()] == [result["id"]]
+
+
+def test_notes_are_kept_only_with_consent(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog
+    client.post(URL, headers=auth(owner), json=body(dog, "limping", notes="jumped off the sofa", store_notes=True))
+    assert logs()[0]["request"]["notes"] == "jumped off the sofa"
+
+
+def test_an_emergency_notifies_the_guardians(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog
+    result = client.post(URL, headers=auth(owner), json=body(dog, "unproductive_retching", "distended_abdomen"))
+    assert result.get_json()["urgency"]["level"] == 5
+    notification = db.session.scalar(select(Notification).where(Notification.user_id == owner.id))
+    assert notification.kind == "ai.urgent" and "emergency" in notification.body.lower()
+
+
+@pytest.mark.parametrize("payload_maker, field", [
+    (lambda dog: body(dog), "symptoms"),
+    (lambda dog: body(dog, "cough", "cough"), "symptoms"),
+    (lambda dog: body(dog, "chest_pain"), "symptoms"),
+    (lambda dog: body(dog, "cough", severity=0), "symptoms"),
+    (lambda dog: body(dog, "cough", severity=11), "symptoms"),
+    (lambda dog: body(dog, "cough", days=-1), "symptoms"),
+])
+def test_bad_symptom_lists_are_422(client, auth, owner_and_dog, payload_maker, field):
+    owner, dog = owner_and_dog
+    assert field in assert_problem(client.post(URL, headers=auth(owner), json=payload_maker(dog)), 422)["errors"]
+    assert logs() == []
+
+
+def test_only_for_patients_you_may_act_for(client, auth, owner_and_dog, gen_user, gen_doctor, gen_patient):
+    owner, dog = owner_and_dog
+    assert_problem(client.post(URL, headers=auth(gen_user()), json=body(dog, "cough")), 404)
+    doctor_user, _ = gen_doctor()
+    assert_problem(client.post(URL, headers=auth(doctor_user), json=body(dog, "cough")), 404)
+    rabbit = gen_patient(owner, species="rabbit")
+    assert "species" in assert_problem(client.post(URL, headers=auth(owner), json=body(rabbit, "sneezing")),
+                                       422)["errors"]
+
+
+def test_mongodb_down_loses_nothing_and_duplicates_nothing(client, auth, owner_and_dog, monkeypatch):
+    owner, dog = owner_and_dog
+
+    class Unreachable:
+        def __getitem__(self, name):
+            raise ConnectionError("MongoDB is down")
+
+    real = type(docstore).db
+    monkeypatch.setattr(type(docstore), "db", property(lambda self: Unreachable()))
+    response = client.post(URL, headers=auth(owner), json=body(dog, "vomiting", "diarrhea"))
+    assert response.status_code == 201
+    waiting = db.session.scalars(select(DiagnosisLogOutbox)).all()
+    assert [str(row.diagnosis_id) for row in waiting] == [response.get_json()["id"]]
+    assert client.get(URL, headers=auth(owner)).get_json()[0]["id"] == response.get_json()["id"]
+    assert diagnoses.drain_outbox() == 0  # still down
+
+    monkeypatch.setattr(type(docstore), "db", real)
+    assert diagnoses.drain_outbox() == 1
+    assert diagnoses.drain_outbox() == 0
+    assert [log["_id"] for log in logs()] == [response.get_json()["id"]]
+    # A second delivery of the same document (a worker that crashed after writing) still stores it once.
+    diagnoses._store(waiting[0].document)
+    assert len(logs()) == 1
+
+
+def test_no_model_is_a_503(make_app, auth, owner_and_dog, tmp_path):
+    owner, dog = owner_and_dog
+    client = make_app(AI_MODEL_DIR=str(tmp_path / "none")).test_client()
+    assert_problem(client.post(URL, headers=auth(owner), json=body(dog, "cough")), 503, "model_unavailable")
+
+
+def test_the_embedded_store_takes_the_log_too(make_app, auth, owner_and_dog, tmp_path):
+    owner, dog = owner_and_dog
+    app = make_app(MONGO_URI=f"montydb://{tmp_path / 'docs'}")
+    response = app.test_client().post(URL, headers=auth(owner), json=body(dog, "itching", "hair_loss"))
+    assert response.status_code == 201
+    with app.app_context():
+        stored = docstore.db[diagnoses.COLLECTION].find_one({"_id": response.get_json()["id"]})
+        assert stored["raw"]["urgency_probabilities"] and db.session.scalar(select(DiagnosisLogOutbox)) is None
