@@ -232,3 +232,50 @@ def test_a_file_can_belong_to_a_medical_record_of_the_same_patient(client, auth,
     other_pet = gen_patient(owner)
     assert_problem(upload(client, auth(owner), other_pet, PDF, filename="lab.pdf", record_id=record["id"]), 404,
                    "record_not_found")
+
+
+def photo(kind, side=800):
+    import random
+
+    if kind == "sharp":
+        image = Image.new("RGB", (side, side), "white")
+        pixels = image.load()
+        for x in range(side):
+            for y in range(side):
+                if (x // 8 + y // 8) % 2:
+                    pixels[x, y] = (30, 30, 30)
+    elif kind == "blurred":
+        from PIL import ImageFilter
+
+        image = photo("sharp", side).filter(ImageFilter.GaussianBlur(12))
+    elif kind == "dark":
+        rng = random.Random(1)
+        image = Image.new("RGB", (side, side))
+        image.putdata([(v, v, v) for v in (rng.randint(0, 20) for _ in range(side * side))])
+    elif kind == "bright":
+        rng = random.Random(1)
+        image = Image.new("RGB", (side, side))
+        image.putdata([(v, v, v) for v in (rng.randint(235, 255) for _ in range(side * side))])
+    return image
+
+
+def as_png(image):
+    output = io.BytesIO()
+    image.save(output, format="PNG")
+    return output.getvalue()
+
+
+@pytest.mark.parametrize("kind, side, problem", [
+    ("sharp", 800, None),
+    ("blurred", 800, "blurred"),
+    ("dark", 800, "too dark"),
+    ("bright", 800, "overexposed"),
+    ("sharp", 200, "small"),
+])
+def test_photo_quality_advice(client, auth, owner_and_pet, kind, side, problem):
+    owner, pet = owner_and_pet
+    quality = upload(client, auth(owner), pet, as_png(photo(kind, side)), filename="ear.png").get_json()["quality"]
+    if problem is None:
+        assert quality["retake"] is False and quality["advice"] == []
+    else:
+        assert quality["retake"] is True and any(problem in line for line in quality["advice"])

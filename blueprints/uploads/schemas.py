@@ -28,6 +28,9 @@ class UploadOut(Schema):
     width = fields.Integer(allow_none=True)
     height = fields.Integer(allow_none=True)
     has_preview = fields.Function(lambda upload: upload.preview_key is not None, required=True)
+    quality = fields.Function(lambda upload: (upload.details or {}).get("quality"), allow_none=True,
+                              metadata={"description": "For photos: sharpness, exposure, and advice to retake "
+                                                       "(no diagnosis)"})
     created_at = UTCDateTime(required=True)
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pawmanity.errors import DomainError, InvalidInput
+from pawmanity.services import image_quality
 
 THUMBNAIL_SIZE = (320, 320)
 
@@ -97,7 +98,8 @@ def _clean_image(data, kind, max_pixels):
     output = io.BytesIO()
     bare.save(output, format=out_type.split("/")[1].upper().replace("JPG", "JPEG"), **options)
     return CleanFile(content_type=out_type, data=output.getvalue(), suffix=suffix, width=bare.width,
-                     height=bare.height, preview=_thumbnail(bare), details={"received_as": kind})
+                     height=bare.height, preview=_thumbnail(bare),
+                     details={"received_as": kind, "quality": image_quality.assess(bare)})
 
 
 def _pixels_only(image):
