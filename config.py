@@ -129,6 +129,8 @@ class Config:
             "send-message-digests": {"task": "pawmanity.tasks.send_message_digests", "schedule": 120.0},
             "end-expired-video-sessions": {"task": "pawmanity.tasks.end_expired_video_sessions", "schedule": 60.0},
             "drain-diagnosis-outbox": {"task": "pawmanity.tasks.drain_diagnosis_outbox", "schedule": 60.0},
+            "retrain-symptom-checker": {"task": "pawmanity.tasks.retrain_symptom_checker",
+                                        "schedule": 7 * 24 * 3600.0},
         },
     }
 

@@ -99,12 +99,13 @@ ai_cli = AppGroup("ai", help="The symptom checker's models.")
 @click.option("--cases", type=int, default=None, help="Synthetic cases per species (default AI_TRAINING_CASES).")
 @click.option("--seed", type=int, default=2026, show_default=True)
 @click.option("--activate/--no-activate", default=True, show_default=True)
-def ai_train(cases, seed, activate):
+@click.option("--with-feedback", is_flag=True, help="Add the cases doctors confirmed to the training part.")
+def ai_train(cases, seed, activate, with_feedback):
     """Generate cases from the knowledge base, train, print held-out metrics, store (and activate) the version."""
     cases = cases or current_app.config["AI_TRAINING_CASES"]
     with click.progressbar(length=2 * len(triage_model.SPECIES), label=f"training on {cases} cases per species",
                            item_show_func=lambda step: step) as bar:
-        bundle, meta = triage_model.train(cases_per_species=cases, seed=seed,
+        bundle, meta = triage_model.train(cases_per_species=cases, seed=seed, with_feedback=with_feedback,
                                           progress=lambda step: bar.update(1, step))
     for species, metrics in meta["metrics"].items():
         recall = ", ".join(f"{level}: {value:.2f}" for level, value in metrics["urgency_recall"].items())

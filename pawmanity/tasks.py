@@ -57,3 +57,10 @@ def drain_diagnosis_outbox():
     from pawmanity.services import diagnoses
 
     return diagnoses.drain_outbox()
+
+
+@shared_task(name="pawmanity.tasks.retrain_symptom_checker")
+def retrain_symptom_checker():
+    from pawmanity.services import triage_model
+
+    return triage_model.retrain_if_not_worse()

@@ -117,3 +117,42 @@ def test_the_embedded_store_takes_the_log_too(make_app, auth, owner_and_dog, tmp
     with app.app_context():
         stored = docstore.db[diagnoses.COLLECTION].find_one({"_id": response.get_json()["id"]})
         assert stored["raw"]["urgency_probabilities"] and db.session.scalar(select(DiagnosisLogOutbox)) is None
+
+
+def test_feedback_from_the_doctor_of_record_only(client, auth, owner_and_dog, gen_doctor, gen_appointment):
+    from tests.support import next_slot
+
+    owner, dog = owner_and_dog
+    doctor_user, doctor = gen_doctor()
+    other_doctor, _ = gen_doctor()
+    gen_appointment(doctor, dog, next_slot())
+    diagnosis = client.post(URL, headers=auth(owner), json=body(dog, "itching", "hair_loss")).get_json()
+    url = f"{URL}/{diagnosis['id']}/feedback"
+    confirmed = client.post(url, headers=auth(doctor_user), json={"confirmed_condition": "flea_allergy_dermatitis"})
+    assert confirmed.status_code == 200
+    assert logs()[0]["feedback"]["confirmed_condition"] == "flea_allergy_dermatitis"
+    assert_problem(client.post(url, headers=auth(other_doctor), json={"confirmed_condition": "atopic_dermatitis"}),
+                   404)
+    assert_problem(client.post(url, headers=auth(owner), json={"confirmed_condition": "atopic_dermatitis"}), 403)
+    assert_problem(client.post(url, headers=auth(doctor_user), json={"confirmed_condition": "stroke"}), 422)
+
+
+def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client, auth, owner_and_dog, gen_doctor,
+                                                               gen_appointment, tmp_path):
+    from pawmanity.services import triage_model
+    from tests.support import next_slot
+
+    owner, dog = owner_and_dog
+    doctor_user, doctor = gen_doctor()
+    gen_appointment(doctor, dog, next_slot())
+    diagnosis = client.post(URL, headers=auth(owner), json=body(dog, "limping")).get_json()
+    client.post(f"{URL}/{diagnosis['id']}/feedback", headers=auth(doctor_user),
+                json={"confirmed_condition": "cruciate_ligament_injury"})
+    app = make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=800)
+    with app.app_context():
+        first = triage_model.retrain_if_not_worse()
+        assert first["activated"] is True  # nothing active yet
+        _, meta = triage_model.active()
+        assert meta["training"]["confirmed_cases"] == {"human": 0, "dog": 1, "cat": 0}
+        again = triage_model.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
+        assert again["activated"] is True

@@ -1,5 +1,6 @@
 from blueprints.ai.schemas import (
-    ConditionListOut, DiagnosisIn, DiagnosisListQuery, DiagnosisOut, ModelOut, SpeciesQuery, SymptomListOut,
+    ConditionListOut, DiagnosisIn, DiagnosisListQuery, DiagnosisOut, FeedbackIn, FeedbackOut, ModelOut, SpeciesQuery,
+    SymptomListOut,
 )
 from pawmanity.api import API_PREFIX, Blueprint
 from pawmanity.security import current_actor
@@ -70,3 +71,13 @@ def list_diagnoses(query):
 @blp.errors(404)
 def get_diagnosis(diagnosis_id):
     return diagnoses.get(current_actor(), diagnosis_id)
+
+
+@blp.route("/diagnoses/<uuid:diagnosis_id>/feedback", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(FeedbackIn)
+@blp.response(200, FeedbackOut)
+@blp.errors(403, 404, 415)
+def give_feedback(data, diagnosis_id):
+    """The doctor of record confirms the condition; confirmed cases feed the next training run."""
+    return diagnoses.feedback(current_actor(), diagnosis_id, **data)

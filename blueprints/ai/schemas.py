@@ -93,3 +93,15 @@ class DiagnosisOut(Schema):
 
 class DiagnosisListQuery(Schema):
     patient_id = fields.UUID()
+
+
+class FeedbackIn(Schema):
+    confirmed_condition = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    comment = fields.String(validate=validate.Length(max=2000))
+
+
+class FeedbackOut(Schema):
+    diagnosis_id = fields.String(required=True)
+    confirmed_condition = fields.String(required=True)
+    comment = fields.String(allow_none=True)
+    created_at = fields.String(required=True)

@@ -2,7 +2,7 @@
 
 from pawmanity.models.audit import GENESIS_HASH, AuditEvent
 from pawmanity.models.base import UTCDateTime, utcnow
-from pawmanity.models.diagnosis import DiagnosisLogOutbox
+from pawmanity.models.diagnosis import DiagnosisFeedback, DiagnosisLogOutbox
 from pawmanity.models.consultation import (
     NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS, REMINDER_WINDOWS, Consultation, Message, NotificationPreference,
     ReadReceipt, ReminderDelivery,
@@ -27,5 +27,5 @@ __all__ = [
     "Patient", "RefreshToken", "RevokedToken", "TimeOff", "UTCDateTime", "User", "WeightMeasurement", "utcnow",
     "NOTIFICATION_CATEGORIES", "NOTIFICATION_CHANNELS", "REMINDER_WINDOWS", "Consultation", "Message",
     "NotificationPreference", "ReadReceipt", "ReminderDelivery", "Upload",
-    "VIDEO_STATUSES", "VideoAttendance", "VideoJoinToken", "VideoSession", "DiagnosisLogOutbox",
+    "VIDEO_STATUSES", "VideoAttendance", "VideoJoinToken", "VideoSession", "DiagnosisFeedback", "DiagnosisLogOutbox",
 ]

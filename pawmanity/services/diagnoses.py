@@ -13,9 +13,9 @@ from datetime import date
 from flask import current_app
 from sqlalchemy import select
 
-from pawmanity.errors import NotFound
+from pawmanity.errors import InvalidInput, NotFound
 from pawmanity.extensions import db, docstore
-from pawmanity.models import DiagnosisLogOutbox, Patient, utcnow
+from pawmanity.models import DiagnosisFeedback, DiagnosisLogOutbox, Patient, utcnow
 from pawmanity.services import access, audit, booking, triage
 from pawmanity.services.access import ADMIN, DOCTOR_OF_RECORD, GUARDIAN
 from pawmanity.services.knowledge import knowledge_base
@@ -36,6 +36,7 @@ def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False):
     public = {"id": str(diagnosis_id), "patient_id": str(patient.id), "created_at": _iso(now),
               **{key: result[key] for key in PUBLIC_FIELDS}}
     document = {"_id": str(diagnosis_id), **public, "caller_id": str(actor.user_id), "species": patient.species,
+                "age_years": round(_age(patient), 2), "sex": _sex(patient),
                 "request": {"symptoms": symptoms, "notes": notes if store_notes else None},
                 "raw": result["raw"], "latency_ms": latency_ms}
     audit.record("diagnosis.create", actor, object_type="diagnosis", object_id=diagnosis_id,
@@ -68,16 +69,48 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
 
 
 def get(actor, diagnosis_id):
+    document = _document(diagnosis_id)
+    access.visible_patient(actor, uuid.UUID(document["patient_id"]))
+    audit.record("diagnosis.read", actor, object_type="diagnosis", object_id=diagnosis_id)
+    db.session.commit()
+    return {key: document[key] for key in ("id", "patient_id", "created_at", *PUBLIC_FIELDS)}
+
+
+def feedback(actor, diagnosis_id, *, confirmed_condition, comment=None):
+    """The doctor of record confirms what it was; the case joins the next training run."""
+    document = _document(diagnosis_id)
+    access.visible_patient(actor, uuid.UUID(document["patient_id"]), allow=(DOCTOR_OF_RECORD, ADMIN))
+    species = document["species"]
+    if confirmed_condition not in knowledge_base().conditions_for(species):
+        raise InvalidInput(f"Not a {species} condition the checker knows.",
+                           errors={"confirmed_condition": [f"Unknown {species} condition."]})
+    row = db.session.get(DiagnosisFeedback, diagnosis_id) or DiagnosisFeedback(diagnosis_id=diagnosis_id)
+    row.doctor_user_id, row.species = actor.user_id, species
+    row.confirmed_condition, row.comment = confirmed_condition, comment
+    row.case = {"symptoms": document["request"]["symptoms"], "age_years": document.get("age_years"),
+                "sex": document.get("sex")}
+    row.created_at = utcnow()
+    db.session.add(row)
+    audit.record("diagnosis.feedback", actor, object_type="diagnosis", object_id=diagnosis_id,
+                 detail={"confirmed_condition": confirmed_condition})
+    db.session.commit()
+    try:  # the log shows the outcome too; the PostgreSQL row is the record that matters for training
+        docstore.db[COLLECTION].update_one({"_id": str(diagnosis_id)}, {"$set": {"feedback": {
+            "confirmed_condition": confirmed_condition, "by": str(actor.user_id), "at": _iso(row.created_at)}}})
+    except Exception as error:  # the store is down: the feedback is safe in PostgreSQL
+        current_app.logger.warning("feedback not copied to the diagnosis log: %s", type(error).__name__)
+    return {"diagnosis_id": str(diagnosis_id), "confirmed_condition": confirmed_condition, "comment": comment,
+            "created_at": _iso(row.created_at)}
+
+
+def _document(diagnosis_id):
     document = next(iter(_find({"_id": str(diagnosis_id)})), None)
     if document is None:
         waiting = db.session.get(DiagnosisLogOutbox, diagnosis_id)
         document = waiting.document if waiting is not None else None
     if document is None:
         raise NotFound("No such diagnosis.")
-    access.visible_patient(actor, uuid.UUID(document["patient_id"]))
-    audit.record("diagnosis.read", actor, object_type="diagnosis", object_id=diagnosis_id)
-    db.session.commit()
-    return {key: document[key] for key in ("id", "patient_id", "created_at", *PUBLIC_FIELDS)}
+    return document
 
 
 def drain_outbox(batch=100):

@@ -22,6 +22,7 @@ import numpy as np
 from flask import current_app
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
+from sqlalchemy import select
 
 from pawmanity.errors import ServiceUnavailable
 from pawmanity.services.knowledge import knowledge_base
@@ -31,15 +32,28 @@ MODEL_NAME = "pawmanity-triage"
 SPECIES = ("human", "dog", "cat")
 
 
-def train(*, cases_per_species, seed, holdout=0.2, progress=None):
-    """Train all species; returns (bundle, meta). `progress(step_name)` is called as each step finishes."""
+FEEDBACK_WEIGHT = 5  # a confirmed real case counts as this many synthetic ones
+
+
+def train(*, cases_per_species, seed, holdout=0.2, with_feedback=False, progress=None):
+    """Train all species; returns (bundle, meta). `progress(step_name)` is called as each step finishes.
+
+    With feedback, the cases doctors confirmed join the training part only: the held-out cases stay synthetic, so
+    metrics stay comparable between versions trained with the same seed.
+    """
     kb = knowledge_base()
-    bundle, metrics, hashes = {}, {}, {}
+    bundle, metrics, hashes, confirmed = {}, {}, {}, {}
     for species in SPECIES:
         X, conditions, urgencies = generate(kb, species, cases_per_species, seed)
         hashes[species] = dataset_hash(kb, species, cases_per_species, seed)
         X_train, X_test, c_train, c_test, u_train, u_test = train_test_split(
             X, conditions, urgencies, test_size=holdout, random_state=seed, stratify=conditions)
+        if with_feedback:
+            X_extra, c_extra, u_extra = _feedback_cases(kb, species)
+            confirmed[species] = len(c_extra) // FEEDBACK_WEIGHT
+            if len(c_extra):
+                X_train = np.vstack([X_train, X_extra])
+                c_train, u_train = np.concatenate([c_train, c_extra]), np.concatenate([u_train, u_extra])
         condition_model = LogisticRegression(max_iter=2000, C=1.0).fit(X_train, c_train)
         if progress:
             progress(f"{species}: condition model")
@@ -50,12 +64,48 @@ def train(*, cases_per_species, seed, holdout=0.2, progress=None):
         bundle[species] = {"symptom_codes": encoder_for(kb, species).symptom_codes,
                            "condition_model": condition_model, "urgency_model": urgency_model}
     created = datetime.now(timezone.utc)
-    meta = {"name": MODEL_NAME, "version": f"{kb.version}-{created.strftime('%Y%m%dT%H%M%SZ')}",
+    meta = {"name": MODEL_NAME, "version": f"{kb.version}-{created.strftime('%Y%m%dT%H%M%S.%fZ')}",
             "created_at": created.isoformat().replace("+00:00", "Z"), "knowledge_base_version": kb.version,
             "training": {"cases_per_species": cases_per_species, "seed": seed, "holdout": holdout,
-                         "data_sha256": hashes},
+                         "data_sha256": hashes, "confirmed_cases": confirmed},
             "metrics": metrics}
     return bundle, meta
+
+
+def _feedback_cases(kb, species):
+    from pawmanity.extensions import db
+    from pawmanity.models import DiagnosisFeedback
+
+    encoder = encoder_for(kb, species)
+    rows = db.session.scalars(select(DiagnosisFeedback).where(DiagnosisFeedback.species == species)).all()
+    X, conditions, urgencies = [], [], []
+    for row in rows:
+        symptoms = {s["code"]: (s["severity"], s["duration_days"]) for s in row.case["symptoms"]
+                    if s["code"] in encoder.symptom_codes}
+        vector = encoder.encode(symptoms, row.case.get("age_years") or 0.0, row.case.get("sex"))
+        urgency = kb.conditions_for(species)[row.confirmed_condition].urgency
+        for _ in range(FEEDBACK_WEIGHT):
+            X.append(vector)
+            conditions.append(row.confirmed_condition)
+            urgencies.append(urgency)
+    return np.array(X, dtype=np.float32).reshape(-1, encoder.width), np.array(conditions), np.array(urgencies)
+
+
+def retrain_if_not_worse(*, cases_per_species=None):
+    """The weekly job: retrain with confirmed cases, activate only if no species got worse on held-out cases."""
+    try:
+        _, current = active()
+    except ServiceUnavailable:
+        current = None
+    seed = current["training"]["seed"] if current else 2026
+    cases = cases_per_species or (current["training"]["cases_per_species"] if current
+                                  else current_app.config["AI_TRAINING_CASES"])
+    bundle, meta = train(cases_per_species=cases, seed=seed, with_feedback=True)
+    better_or_equal = current is None or all(
+        meta["metrics"][species][name] >= current["metrics"][species][name]
+        for species in SPECIES for name in ("top1_accuracy", "top3_accuracy"))
+    save(bundle, meta, activate=better_or_equal)
+    return {"version": meta["version"], "activated": better_or_equal}
 
 
 def _evaluate(condition_model, urgency_model, X, conditions, urgencies):
