@@ -30,12 +30,9 @@ def authenticate_socket(auth):
             from None
     if claims.get("type") != "access":
         raise ConnectionRefusedError({"code": "invalid_token", "detail": "Use an access token."})
-    if tokens.is_revoked(claims):
+    user, revoked = tokens.user_and_revocation(claims)  # the same single lookup REST requests make
+    if revoked:
         raise ConnectionRefusedError({"code": "token_revoked", "detail": "The token has been revoked."})
-    try:
-        user = db.session.get(User, uuid.UUID(claims["sub"]))
-    except (KeyError, ValueError):
-        user = None
     if user is None or not user.active:
         raise ConnectionRefusedError({"code": "account_inactive", "detail": "This account cannot connect."})
     return user, claims

@@ -4,17 +4,15 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, send_from_directory
 
+from pawmanity.pages import serve_page
+
 STATIC = Path(__file__).parent / "static"
 page = Blueprint("chat_page", __name__)
 
 
 @page.route("/chat")
 def chat_page():
-    response = send_from_directory(STATIC, "chat.html")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'; img-src 'self' data:")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return serve_page(STATIC, "chat.html", extra_policy="img-src 'self' data:")
 
 
 @page.route("/chat/assets/<any('chat.js', 'chat.css'):name>")

@@ -4,17 +4,15 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
+from pawmanity.pages import serve_page
+
 STATIC = Path(__file__).parent / "static"
 page = Blueprint("video_page", __name__)
 
 
 @page.route("/video")
 def call_page():
-    response = send_from_directory(STATIC, "call.html")
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob: mediastream:; style-src 'self'")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return serve_page(STATIC, "call.html", extra_policy="media-src 'self' blob: mediastream:")
 
 
 @page.route("/video/assets/call.js")

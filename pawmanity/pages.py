@@ -1,0 +1,13 @@
+"""The small browser pages plugins serve (chat, video call): static files with a strict policy."""
+
+from flask import send_from_directory
+
+# Scripts, styles and sockets from this origin only; the pages need nothing else.
+BASE_POLICY = "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self'"
+
+
+def serve_page(folder, filename, *, extra_policy=""):
+    response = send_from_directory(folder, filename)
+    response.headers["Content-Security-Policy"] = BASE_POLICY + (f"; {extra_policy}" if extra_policy else "")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
