@@ -123,13 +123,19 @@ class Config:
         "result_backend": None,
         "task_always_eager": REDIS_URL is None,
         "task_ignore_result": True,
+        # Each domain keeps its tasks in its own tasks.py; the worker imports these at start.
+        "include": [
+            "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
+            "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
+        ],
         "beat_schedule": {
-            "purge-expired-tokens": {"task": "pawmanity.tasks.purge_expired_tokens", "schedule": 3600.0},
-            "send-due-reminders": {"task": "pawmanity.tasks.send_due_reminders", "schedule": 60.0},
-            "send-message-digests": {"task": "pawmanity.tasks.send_message_digests", "schedule": 120.0},
-            "end-expired-video-sessions": {"task": "pawmanity.tasks.end_expired_video_sessions", "schedule": 60.0},
-            "drain-diagnosis-outbox": {"task": "pawmanity.tasks.drain_diagnosis_outbox", "schedule": 60.0},
-            "retrain-symptom-checker": {"task": "pawmanity.tasks.retrain_symptom_checker",
+            "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
+            "send-due-reminders": {"task": "pawmanity.appointments.tasks.send_due_reminders", "schedule": 60.0},
+            "send-message-digests": {"task": "pawmanity.conversations.tasks.send_message_digests", "schedule": 120.0},
+            "end-expired-video-sessions": {"task": "pawmanity.conversations.tasks.end_expired_video_sessions",
+                                           "schedule": 60.0},
+            "drain-diagnosis-outbox": {"task": "pawmanity.triage.tasks.drain_diagnosis_outbox", "schedule": 60.0},
+            "retrain-symptom-checker": {"task": "pawmanity.triage.tasks.retrain_symptom_checker",
                                         "schedule": 7 * 24 * 3600.0},
         },
     }

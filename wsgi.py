@@ -16,7 +16,7 @@ if os.environ.get("PAWMANITY_ASYNC_MODE") == "eventlet":
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 from pawmanity import create_app  # noqa: E402
-from pawmanity.extensions import socketio  # noqa: E402
+from pawmanity.core.extensions import socketio  # noqa: E402
 
 app = create_app()
 

@@ -6,7 +6,7 @@ Run from the repository root:
                                        [--database-url URL] [--redis-url URL]
 
 1. The model call: in-process (no server, no database), the active shipped model times
-   `pawmanity.services.triage.assess` over a mix of realistic symptom lists for people, dogs and cats.
+   `pawmanity.triage.assessment.assess` over a mix of realistic symptom lists for people, dogs and cats.
 2. End to end: the bench database is re-created and migrated, the app runs the production way
    (`gunicorn -k gevent -w 1 wsgi:app`, embedded MontyDB for the logs), a patient with a dog signs in, and
    --requests diagnoses are posted one after another over a keep-alive connection (each one: auth, access check,
@@ -24,8 +24,14 @@ import tempfile
 import time
 
 from harness import (
-    REPO, add_service_arguments, check_service_arguments, expect, http_json, prepare_database, running_server,
+    REPO,
+    add_service_arguments,
+    check_service_arguments,
+    expect,
+    http_json,
+    prepare_database,
     run_bench,
+    running_server,
 )
 
 CASES = [
@@ -64,7 +70,7 @@ def model_call(calls):
 
     os.environ.setdefault("PAWMANITY_INSTANCE_DIR", tempfile.mkdtemp(prefix="pawmanity-ai-bench-"))
     from pawmanity import create_app
-    from pawmanity.services.triage import assess
+    from pawmanity.triage.assessment import assess
 
     app, rng = create_app("development", plugins=()), random.Random(1)
     with app.app_context():

@@ -33,8 +33,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 from harness import (
-    REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, http_json, log_tail,
-    prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
+    REPO,
+    BenchError,
+    add_service_arguments,
+    check_service_arguments,
+    cpu_ticks,
+    http_json,
+    log_tail,
+    prepare_database,
+    print_log_problems,
+    running_server,
+    ticks_to_ms,
+    worker_pid,
 )
 
 BENCH_EMAIL = "bench.patient@example.com"

@@ -45,11 +45,24 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psycopg
-
 from harness import (
-    print_log_exceptions, run_bench,
-    HOST, REPO, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, flask_command,
-    http_json, log_tail, prepare_database, print_log_problems, running_server, ticks_to_ms, worker_pid,
+    HOST,
+    REPO,
+    BenchError,
+    add_service_arguments,
+    check_service_arguments,
+    cpu_ticks,
+    expect,
+    flask_command,
+    http_json,
+    log_tail,
+    prepare_database,
+    print_log_exceptions,
+    print_log_problems,
+    run_bench,
+    running_server,
+    ticks_to_ms,
+    worker_pid,
 )
 
 API = "/api/v1"

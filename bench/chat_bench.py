@@ -55,12 +55,25 @@ from pathlib import Path
 
 import psycopg
 import socketio
-
 from harness import (
-    print_log_exceptions, run_bench,
-    REPO, BenchError, add_service_arguments, backend_ticks, check_service_arguments, cpu_ticks, expect, http_json,
-    log_tail, machine_busy_ticks, prepare_database, print_log_problems, python_script, running_server,
-    ticks_to_ms, worker_pid,
+    REPO,
+    BenchError,
+    add_service_arguments,
+    backend_ticks,
+    check_service_arguments,
+    cpu_ticks,
+    expect,
+    http_json,
+    log_tail,
+    machine_busy_ticks,
+    prepare_database,
+    print_log_exceptions,
+    print_log_problems,
+    python_script,
+    run_bench,
+    running_server,
+    ticks_to_ms,
+    worker_pid,
 )
 
 API = "/api/v1"

@@ -19,12 +19,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `pawmanity`
 
 from pawmanity import create_app  # noqa: E402
-from pawmanity.extensions import db  # noqa: E402
-from pawmanity.models import (  # noqa: E402
-    Appointment, DoctorProfile, DoctorSpecies, Guardianship, Patient, User, utcnow,
-)
-from pawmanity.services import passwords, tokens  # noqa: E402
-from pawmanity.services.actor import Actor  # noqa: E402
+from pawmanity.care.models import Guardianship, Patient
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db  # noqa: E402
+from pawmanity.identity import passwords, tokens  # noqa: E402
+from pawmanity.identity.actor import Actor  # noqa: E402
+from pawmanity.identity.models import User
+from pawmanity.scheduling.models import Appointment, DoctorProfile, DoctorSpecies
 
 PASSWORD = "bench passphrase 2026"
 STARTED_MINUTES_AGO = 2

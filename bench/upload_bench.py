@@ -52,14 +52,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
-from PIL import Image
-
 from harness import (
-    print_log_exceptions, run_bench,
-    HOST, REPO, VENV_BIN, BenchError, add_service_arguments, check_service_arguments, cpu_ticks, expect, http_json,
-    log_problems, log_tail, machine_busy_ticks, prepare_database, print_log_problems, running_server,
-    ticks_to_ms, worker_pid,
+    HOST,
+    REPO,
+    VENV_BIN,
+    BenchError,
+    add_service_arguments,
+    check_service_arguments,
+    cpu_ticks,
+    expect,
+    http_json,
+    log_problems,
+    log_tail,
+    machine_busy_ticks,
+    prepare_database,
+    print_log_exceptions,
+    print_log_problems,
+    run_bench,
+    running_server,
+    ticks_to_ms,
+    worker_pid,
 )
+from PIL import Image
 
 API = "/api/v1"
 EMAIL = "upload.bench@example.com"

@@ -7,17 +7,29 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, DEV_SECRET
-from pawmanity import models  # noqa: F401  (every model registered before migrations look)
-from pawmanity import ratelimits  # noqa: F401  (registers the limiter's request filter)
-from pawmanity.api import require_json_bodies
+from pawmanity import metadata  # noqa: F401  (every model registered before migrations look)
+from pawmanity.care import patients
 from pawmanity.cli import register_commands
-from pawmanity.errors import register_error_handlers
-from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
-from pawmanity.metrics import init_metrics
-from pawmanity.plugins import load_plugins
-from pawmanity.realtime import AuthenticatedNamespace
-from pawmanity.security import register_jwt_callbacks
-from pawmanity.tasks import celery_init_app
+from pawmanity.core import ratelimits  # noqa: F401  (registers the limiter's request filter)
+from pawmanity.core.api import require_json_bodies
+from pawmanity.core.errors import register_error_handlers
+from pawmanity.core.extensions import (
+    api,
+    celery_init_app,
+    db,
+    docstore,
+    jwt,
+    limiter,
+    mail,
+    migrate,
+    redis_client,
+    socketio,
+)
+from pawmanity.core.metrics import init_metrics
+from pawmanity.core.plugins import load_plugins
+from pawmanity.identity import accounts
+from pawmanity.identity.security import register_jwt_callbacks
+from pawmanity.identity.sockets import AuthenticatedNamespace
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 
@@ -29,6 +41,7 @@ def create_app(config_name=None, *, plugins=None, settings=None):
     register_extensions(app)
     register_error_handlers(app)
     register_request_hooks(app)
+    connect_domain_events()
     load_plugins(app, app.config["PLUGINS"] if plugins is None else plugins)
     register_commands(app)
     return app
@@ -92,6 +105,14 @@ def register_socketio(app):
         logger=False,
         engineio_logger=False,
     )
+
+
+def connect_domain_events():
+    """Where a lower domain's event must reach a higher one, the higher one subscribes here, in plain sight.
+
+    blinker keeps one connection per receiver, so building several apps in one process does not repeat it.
+    """
+    accounts.user_registered.connect(patients.on_user_registered)
 
 
 def register_request_hooks(app):

@@ -6,8 +6,13 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from pawmanity.services import accounts, audit, demo, diagnoses, messaging, reminders, tokens, triage_model, video
-from pawmanity.services.actor import Actor
+from pawmanity import demo
+from pawmanity.appointments import reminders
+from pawmanity.audit import trail
+from pawmanity.conversations import messaging, video
+from pawmanity.identity import accounts, tokens
+from pawmanity.identity.actor import Actor
+from pawmanity.triage import classifier, diagnoses
 
 CLI_ACTOR = Actor(role="system", ip="cli")
 
@@ -48,7 +53,7 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 @audit_cli.command("verify")
 def audit_verify():
     """Walk the hash chain; exit 1 if any row was altered, removed or inserted."""
-    checked, broken_id, reason = audit.verify_chain()
+    checked, broken_id, reason = trail.verify_chain()
     if broken_id is not None:
         click.echo(f"audit chain BROKEN at row {broken_id}: {reason} ({checked} rows verified before it)", err=True)
         raise SystemExit(1)
@@ -103,15 +108,15 @@ ai_cli = AppGroup("ai", help="The symptom checker's models.")
 def ai_train(cases, seed, activate, with_feedback):
     """Generate cases from the knowledge base, train, print held-out metrics, store (and activate) the version."""
     cases = cases or current_app.config["AI_TRAINING_CASES"]
-    with click.progressbar(length=2 * len(triage_model.SPECIES), label=f"training on {cases} cases per species",
+    with click.progressbar(length=2 * len(classifier.SPECIES), label=f"training on {cases} cases per species",
                            item_show_func=lambda step: step) as bar:
-        bundle, meta = triage_model.train(cases_per_species=cases, seed=seed, with_feedback=with_feedback,
+        bundle, meta = classifier.train(cases_per_species=cases, seed=seed, with_feedback=with_feedback,
                                           progress=lambda step: bar.update(1, step))
     for species, metrics in meta["metrics"].items():
         recall = ", ".join(f"{level}: {value:.2f}" for level, value in metrics["urgency_recall"].items())
         click.echo(f"{species:6} top-1 {metrics['top1_accuracy']:.3f}  top-3 {metrics['top3_accuracy']:.3f}  "
                    f"urgency recall by level {{{recall}}}  ({metrics['holdout_cases']} held-out cases)")
-    folder = triage_model.save(bundle, meta, activate=activate)
+    folder = classifier.save(bundle, meta, activate=activate)
     click.echo(f"stored {meta['version']} in {folder}{' (active)' if activate else ''}")
 
 

@@ -16,11 +16,11 @@ from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 
 from pawmanity import create_app
-from pawmanity.extensions import db, limiter
-from pawmanity.models import User
-from pawmanity.services import docstore as docstore_module
-from pawmanity.services import passwords, tokens
-from pawmanity.services.actor import Actor
+from pawmanity.core import docstore as docstore_module
+from pawmanity.core.extensions import db, limiter
+from pawmanity.identity import passwords, tokens
+from pawmanity.identity.actor import Actor
+from pawmanity.identity.models import User
 from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL
 
 # The in-memory pymongo double is a test-only backend of the document-store seam.
@@ -181,7 +181,8 @@ def auth(tokens_for):
 def gen_doctor(gen_user):
     """gen_doctor(specialty=..., species=(...), timezone=..., verified=True, hours=((0, "08:00", "18:00"), ...))
     -> (user, DoctorProfile). Default hours: every day 08:00-18:00 in the doctor's timezone, 30-minute slots."""
-    from pawmanity.models import AvailabilityRule, DoctorProfile, DoctorSpecies, utcnow
+    from pawmanity.core.database import utcnow
+    from pawmanity.scheduling.models import AvailabilityRule, DoctorProfile, DoctorSpecies
 
     def make(*, specialty="general_practice", species=("human", "dog", "cat"), timezone="UTC", verified=True,
              hours=None, slot_minutes=30, buffer_minutes=0, full_name=None):
@@ -209,7 +210,7 @@ def _minutes(clock):
 @pytest.fixture
 def gen_patient(app):
     """gen_patient(owner, species="dog", name=...) -> a Patient with `owner` as primary guardian."""
-    from pawmanity.models import Guardianship, Patient
+    from pawmanity.care.models import Guardianship, Patient
 
     def make(owner, *, species="dog", name=None, sex="unknown", **fields):
         patient = Patient(name=name or f"{species.title()} {uuid.uuid4().hex[:4]}", species=species, sex=sex,
@@ -228,7 +229,7 @@ def gen_appointment(app):
     checks), for setting a scene; booking itself is tested through the API."""
     from datetime import timedelta
 
-    from pawmanity.models import Appointment
+    from pawmanity.scheduling.models import Appointment
 
     def make(doctor, patient, start, *, status="requested", type="video", booked_by=None, minutes=30):
         appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, start_at=start,

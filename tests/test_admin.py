@@ -3,8 +3,8 @@
 import pytest
 from sqlalchemy import select
 
-from pawmanity.extensions import db
-from pawmanity.models import AuditEvent
+from pawmanity.audit.models import AuditEvent
+from pawmanity.core.extensions import db
 from tests.support import PASSWORD, assert_problem, bearer
 
 USERS = "/api/v1/admin/users"

@@ -8,8 +8,9 @@ from icalendar import Calendar
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from pawmanity.extensions import db
-from pawmanity.models import Appointment, Notification
+from pawmanity.core.extensions import db
+from pawmanity.notifications.models import Notification
+from pawmanity.scheduling.models import Appointment
 from tests.support import assert_problem, iso, next_slot, postgres_only
 
 APPOINTMENTS = "/api/v1/appointments"

@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from pawmanity.extensions import db
-from pawmanity.models import AuditEvent
-from pawmanity.services import audit
-from pawmanity.services.actor import Actor
+from pawmanity.audit import trail
+from pawmanity.audit.models import AuditEvent
+from pawmanity.core.extensions import db
+from pawmanity.identity.actor import Actor
 from tests.support import PASSWORD, assert_problem, bearer, postgres_only
 
 
@@ -65,12 +65,12 @@ def test_admin_lists_the_trail_newest_first_with_filters(client, gen_user, auth)
 def test_chain_links_every_row(app):
     actor = Actor(role="system")
     for n in range(5):
-        audit.record("test.event", actor, object_type="thing", object_id=n)
+        trail.record("test.event", actor, object_type="thing", object_id=n)
     db.session.commit()
     rows = events("test.event")
     assert rows[0].prev_hash == "0" * 64
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(rows, rows[1:]))
-    assert audit.verify_chain() == (5, None, None)
+    assert trail.verify_chain() == (5, None, None)
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_events SET outcome = 'success'", "DELETE FROM audit_events"])
@@ -84,7 +84,7 @@ def test_the_database_refuses_to_truncate_the_audit_trail(app):
 
 
 def _assert_refused(statement):
-    audit.record("test.event", Actor(role="system"), outcome="failure")
+    trail.record("test.event", Actor(role="system"), outcome="failure")
     db.session.commit()
     with pytest.raises(DBAPIError, match="append-only"):
         db.session.execute(text(statement))
@@ -111,7 +111,7 @@ def tamper(sql):
 ])
 def test_verify_command_detects_tampering(app, sql, reason):
     for n in range(3):
-        audit.record("auth.login", Actor(role="system"), outcome="failure", object_id=n)
+        trail.record("auth.login", Actor(role="system"), outcome="failure", object_id=n)
     db.session.commit()
     runner = app.test_cli_runner()
     intact = runner.invoke(args=["audit", "verify"])
@@ -132,7 +132,7 @@ def test_concurrent_appends_keep_one_unbroken_chain(make_app):
         try:
             with app.app_context():
                 for n in range(10):
-                    audit.record("test.concurrent", Actor(role="system"), object_id=f"{worker}-{n}")
+                    trail.record("test.concurrent", Actor(role="system"), object_id=f"{worker}-{n}")
                     db.session.commit()
                 db.session.remove()
         except Exception as error:  # reported below; the assertion names it
@@ -145,4 +145,4 @@ def test_concurrent_appends_keep_one_unbroken_chain(make_app):
         thread.join()
     assert errors == []
     with app.app_context():
-        assert audit.verify_chain() == (80, None, None)
+        assert trail.verify_chain() == (80, None, None)

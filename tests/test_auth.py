@@ -7,9 +7,9 @@ import pytest
 from flask_jwt_extended import create_access_token
 from sqlalchemy import func, select
 
-from pawmanity.extensions import db
-from pawmanity.models import AuthSession, User
-from pawmanity.services import passwords
+from pawmanity.core.extensions import db
+from pawmanity.identity import passwords
+from pawmanity.identity.models import AuthSession, User
 from tests.support import PASSWORD, assert_problem, bearer
 
 REGISTER = "/api/v1/auth/register"

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture
 def chat_scene(gen_user, gen_patient, gen_doctor, gen_appointment):
-    from pawmanity.models import utcnow
+    from pawmanity.core.database import utcnow
 
     owner = gen_user(full_name="Sam Lee")
     doctor_user, doctor = gen_doctor(full_name="Dr. Elena Rivera")

@@ -15,7 +15,7 @@ MEDIA_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-str
 
 @pytest.fixture
 def video_scene(gen_user, gen_patient, gen_doctor, gen_appointment):
-    from pawmanity.models import utcnow
+    from pawmanity.core.database import utcnow
 
     owner = gen_user(full_name="Sam Lee")
     doctor_user, doctor = gen_doctor(full_name="Dr. Elena Rivera")

@@ -2,9 +2,10 @@
 
 from sqlalchemy import func, select
 
-from pawmanity.extensions import db
-from pawmanity.models import RefreshToken, RevokedToken, User, utcnow
-from pawmanity.services.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db
+from pawmanity.demo import DEMO_ACCOUNTS, DEMO_PASSWORD
+from pawmanity.identity.models import RefreshToken, RevokedToken, User
 
 
 def test_create_admin_is_idempotent_and_reads_the_password_from_the_environment(app, client, monkeypatch):
@@ -61,7 +62,7 @@ def test_demo_owner_books_the_earliest_dermatology_slot(app, client):
 def test_purge_drops_only_expired_tokens(app, gen_user, tokens_for):
     from datetime import timedelta
 
-    from pawmanity.tasks import purge_expired_tokens
+    from pawmanity.identity.tasks import purge_expired_tokens
 
     tokens_for(gen_user())
     long_ago = utcnow() - timedelta(days=90)

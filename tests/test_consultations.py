@@ -5,8 +5,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from pawmanity.extensions import db, socketio
-from pawmanity.models import Appointment, MedicalRecord, Message, utcnow
+from pawmanity.care.models import MedicalRecord
+from pawmanity.conversations.models import Message
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db, socketio
+from pawmanity.scheduling.models import Appointment
 from tests.support import assert_problem, bearer, postgres_only
 
 CONSULTATIONS = "/api/v1/consultations"
@@ -89,7 +92,7 @@ class TestRestMessages:
         ids = [send(client, room, f"m{n}", f"c{n}").get_json()["id"] for n in range(5)]
         newer = client.get(f"{room['messages_url']}?after={ids[1]}", headers=bearer(room["doctor_token"])).get_json()
         assert [m["body"] for m in newer] == ["m2", "m3", "m4"]
-        from pawmanity.models import AuditEvent
+        from pawmanity.audit.models import AuditEvent
 
         read = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.list")).all()
         assert [(e.actor_role, e.detail["count"]) for e in read] == [("doctor", 3)]
@@ -266,7 +269,7 @@ class TestSocketChat:
         assert not owner.is_connected("/chat")
 
     def test_an_idle_socket_of_a_revoked_session_is_disconnected_by_the_sweep(self, app, client, room):
-        from pawmanity.realtime import sweep_revoked_sockets
+        from pawmanity.identity.sockets import sweep_revoked_sockets
 
         owner, doctor = chat_client(app, room["owner_token"]), chat_client(app, room["doctor_token"])
         client.post("/api/v1/auth/logout", headers=bearer(room["owner_token"]))
@@ -274,7 +277,7 @@ class TestSocketChat:
         assert not owner.is_connected("/chat") and doctor.is_connected("/chat")
 
     def test_a_removed_guardian_hears_nothing_more(self, app, client, room, gen_user, tokens_for, auth):
-        from pawmanity.models import Guardianship
+        from pawmanity.care.models import Guardianship
 
         co_owner = gen_user()
         db.session.add(Guardianship(patient_id=room["pet"].id, user_id=co_owner.id, relation="co_owner"))

@@ -3,9 +3,10 @@
 import pytest
 from sqlalchemy import select
 
-from pawmanity.extensions import db, docstore
-from pawmanity.models import DiagnosisLogOutbox, Notification
-from pawmanity.services import diagnoses
+from pawmanity.core.extensions import db, docstore
+from pawmanity.notifications.models import Notification
+from pawmanity.triage import diagnoses
+from pawmanity.triage.models import DiagnosisLogOutbox
 from tests.support import assert_problem
 
 URL = "/api/v1/ai/diagnoses"
@@ -139,7 +140,7 @@ def test_feedback_from_the_doctor_of_record_only(client, auth, owner_and_dog, ge
 
 def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client, auth, owner_and_dog, gen_doctor,
                                                                gen_appointment, tmp_path):
-    from pawmanity.services import triage_model
+    from pawmanity.triage import classifier
     from tests.support import next_slot
 
     owner, dog = owner_and_dog
@@ -150,9 +151,9 @@ def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client,
                 json={"confirmed_condition": "cruciate_ligament_injury"})
     app = make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=800)
     with app.app_context():
-        first = triage_model.retrain_if_not_worse()
+        first = classifier.retrain_if_not_worse()
         assert first["activated"] is True  # nothing active yet
-        _, meta = triage_model.active()
+        _, meta = classifier.active()
         assert meta["training"]["confirmed_cases"] == {"human": 0, "dog": 1, "cat": 0}
-        again = triage_model.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
+        again = classifier.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
         assert again["activated"] is True

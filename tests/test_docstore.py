@@ -2,8 +2,8 @@
 
 import pytest
 
-from pawmanity.extensions import docstore
-from pawmanity.services import docstore as docstore_module
+from pawmanity.core import docstore as docstore_module
+from pawmanity.core.extensions import docstore
 
 
 def test_tests_use_the_in_memory_double_through_pymongo_api(app):

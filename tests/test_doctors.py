@@ -180,7 +180,7 @@ class TestSlots:
 @given(slots=st.lists(st.tuples(st.integers(0, 500), st.integers(1, 60)), max_size=40),
        busy=st.lists(st.tuples(st.integers(0, 500), st.integers(1, 90)), max_size=40))
 def test_clear_of_agrees_with_checking_every_pair(slots, busy):
-    from pawmanity.services.availability import Slot, clear_of
+    from pawmanity.scheduling.availability import Slot, clear_of
 
     base = datetime(2027, 1, 1, tzinfo=timezone.utc)
 

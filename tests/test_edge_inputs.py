@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from pawmanity.models import utcnow
+from pawmanity.core.database import utcnow
 from tests.support import PASSWORD, assert_problem, bearer, iso, next_slot
 
 
@@ -65,7 +65,7 @@ def test_a_weight_from_the_future_is_refused(client, auth, gen_user, gen_patient
 
 def test_nul_in_a_socket_message_is_an_error_ack(app, client, gen_user, gen_patient, gen_doctor, gen_appointment,
                                                 tokens_for):
-    from pawmanity.extensions import socketio
+    from pawmanity.core.extensions import socketio
 
     owner = gen_user()
     doctor_user, doctor = gen_doctor()

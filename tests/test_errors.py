@@ -2,9 +2,9 @@
 
 import pytest
 
-from pawmanity.api import Blueprint
-from pawmanity.errors import Conflict
-from pawmanity.extensions import api
+from pawmanity.core.api import Blueprint
+from pawmanity.core.errors import Conflict
+from pawmanity.core.extensions import api
 from tests.support import assert_problem
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from pawmanity.services.knowledge import KnowledgeBaseError, knowledge_base, parse
+from pawmanity.triage.knowledge import KnowledgeBaseError, knowledge_base, parse
 from tests.support import assert_problem
 
 REQUIRED = {
@@ -113,7 +113,7 @@ def test_train_reports_metrics_and_activates(model_app, auth, gen_user):
 
 
 def test_the_same_seed_gives_the_same_data(model_app):
-    from pawmanity.services.triage_data import dataset_hash, generate
+    from pawmanity.triage.cases import dataset_hash, generate
 
     kb = knowledge_base()
     first, second = generate(kb, "dog", 300, seed=5), generate(kb, "dog", 300, seed=5)
@@ -122,7 +122,7 @@ def test_the_same_seed_gives_the_same_data(model_app):
 
 
 def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user):
-    from pawmanity.services import triage_model
+    from pawmanity.triage import classifier
 
     client, headers = model_app.test_client(), auth(gen_user())
     invoke(model_app, "ai", "train", "--seed", "1")
@@ -133,19 +133,19 @@ def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user)
     invoke(model_app, "ai", "train", "--seed", "2", "--no-activate")
     assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == first
     with model_app.app_context():
-        second = sorted(p.name for p in triage_model.model_dir().iterdir() if p.is_dir())[-1]
-        triage_model.set_active(second)
+        second = sorted(p.name for p in classifier.model_dir().iterdir() if p.is_dir())[-1]
+        classifier.set_active(second)
     assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == second
 
 
 def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user):
-    from pawmanity.services import triage_model
+    from pawmanity.triage import classifier
 
     client, headers = model_app.test_client(), auth(gen_user())
     assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")
     invoke(model_app, "ai", "train")
     with model_app.app_context():
-        active = (triage_model.model_dir() / "ACTIVE").read_text().strip()
-        (triage_model.model_dir() / active / "models.joblib").write_bytes(b"not a model")
+        active = (classifier.model_dir() / "ACTIVE").read_text().strip()
+        (classifier.model_dir() / active / "models.joblib").write_bytes(b"not a model")
     model_app.extensions.pop("triage_model", None)  # as a fresh server process would start
     assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")

@@ -5,7 +5,7 @@ from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
-from pawmanity.extensions import db
+from pawmanity.core.extensions import db
 
 
 def schema_differences(app):

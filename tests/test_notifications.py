@@ -9,9 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from pawmanity.extensions import db, socketio
-from pawmanity.models import Notification, ReminderDelivery, utcnow
-from pawmanity.services import messaging, reminders
+from pawmanity.appointments import reminders
+from pawmanity.appointments.models import ReminderDelivery
+from pawmanity.conversations import messaging
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db, socketio
+from pawmanity.notifications.models import Notification
 from tests.support import assert_problem, bearer, iso, next_slot, postgres_only
 
 NOTIFICATIONS = "/api/v1/notifications"

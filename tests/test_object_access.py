@@ -31,7 +31,7 @@ def world(gen_user, gen_patient, gen_doctor, gen_appointment, client, auth):
 
 
 def prepare_status(world, status, start=None):
-    from pawmanity.extensions import db
+    from pawmanity.core.extensions import db
 
     world["appointment"].status = status
     if start is not None:

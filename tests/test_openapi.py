@@ -5,7 +5,6 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-
 SPEC = "/api/v1/openapi.json"
 
 

@@ -1,15 +1,16 @@
 """Patients for people and animals, guardianship, weights and profile versions."""
 
 import email
-import uuid
 import re
+import uuid
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from pawmanity.extensions import db
-from pawmanity.models import GuardianInvitation, Guardianship, Patient, utcnow
+from pawmanity.care.models import GuardianInvitation, Guardianship, Patient
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db
 from tests.support import PASSWORD, assert_problem
 
 PATIENTS = "/api/v1/patients"
@@ -236,7 +237,7 @@ def test_huge_page_size_is_refused(client, gen_user, auth):
 
 
 def test_reading_patient_data_is_audited(client, gen_user, gen_patient, auth):
-    from pawmanity.models import AuditEvent
+    from pawmanity.audit.models import AuditEvent
 
     owner = gen_user()
     pet = gen_patient(owner)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pawmanity.plugins import Plugin, PluginError, resolve_order
+from pawmanity.core.plugins import Plugin, PluginError, resolve_order
 from tests.support import assert_problem
 
 GREETING = "tests.plugins_for_tests.greeting"
@@ -95,7 +95,7 @@ def test_ready_reports_each_dependency(client):
 
 
 def test_ready_is_503_when_a_dependency_is_down(make_app, monkeypatch):
-    from pawmanity.extensions import docstore
+    from pawmanity.core.extensions import docstore
 
     client = make_app().test_client()
 

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from flask_jwt_extended import create_access_token
 
-from pawmanity.extensions import db, socketio
-from pawmanity.realtime import AuthenticatedNamespace, user_room
+from pawmanity.core.extensions import db, socketio
+from pawmanity.identity.sockets import AuthenticatedNamespace, user_room
 from tests.support import bearer
 
 

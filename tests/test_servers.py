@@ -61,9 +61,10 @@ def test_celery_worker_runs_tasks_sent_through_the_redis_broker(server_env, tmp_
 
     from sqlalchemy import select
 
-    from pawmanity.extensions import db
-    from pawmanity.models import RevokedToken, utcnow
-    from pawmanity.tasks import purge_expired_tokens
+    from pawmanity.core.database import utcnow
+    from pawmanity.core.extensions import db
+    from pawmanity.identity.models import RevokedToken
+    from pawmanity.identity.tasks import purge_expired_tokens
 
     app = make_app(SQLALCHEMY_DATABASE_URI=server_env["DATABASE_URL"], REDIS_URL=REDIS_URL,
                    CELERY={"broker_url": REDIS_URL, "task_always_eager": False, "task_ignore_result": True})
@@ -121,7 +122,7 @@ def test_two_server_processes_share_chat_and_a_worker_reaches_clients(
         server_env, tmp_path, make_app, gen_user, gen_patient, gen_doctor, gen_appointment):
     from datetime import timedelta
 
-    from pawmanity.models import utcnow
+    from pawmanity.core.database import utcnow
 
     owner = gen_user()
     doctor_user, doctor = gen_doctor()
@@ -159,7 +160,7 @@ def test_two_server_processes_share_chat_and_a_worker_reaches_clients(
             app = make_app(SQLALCHEMY_DATABASE_URI=server_env["DATABASE_URL"], REDIS_URL=REDIS_URL, CELERY={
                 "broker_url": REDIS_URL, "task_always_eager": False, "task_ignore_result": True})
             with app.app_context():
-                from pawmanity.tasks import send_due_reminders
+                from pawmanity.appointments.tasks import send_due_reminders
 
                 send_due_reminders.delay()
             kinds = [n["kind"] for n in wait_for(live_events, "notification", timeout=30)]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pawmanity.errors import InvalidInput
-from pawmanity.services.triage import assess
+from pawmanity.core.errors import InvalidInput
+from pawmanity.triage.assessment import assess
 
 
 def symptoms(*codes, severity=6, days=1.0):

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
-from pawmanity.extensions import db
-from pawmanity.models import AuditEvent, Upload
+from pawmanity.audit.models import AuditEvent
+from pawmanity.care.models import Upload
+from pawmanity.core.extensions import db
 from tests.support import assert_problem
 
 UPLOADS = "/api/v1/uploads"
@@ -170,7 +171,7 @@ def test_range_requests(client, auth, owner_and_pet):
 
 
 def test_a_tampered_file_is_not_served(app, client, auth, owner_and_pet):
-    from pawmanity.services import storage
+    from pawmanity.media import storage
 
     owner, pet = owner_and_pet
     upload_id = upload(client, auth(owner), pet, PDF, filename="report.pdf").get_json()["id"]

@@ -8,8 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from pawmanity.extensions import db, socketio
-from pawmanity.models import VideoAttendance, VideoJoinToken, utcnow
+from pawmanity.conversations.models import VideoAttendance, VideoJoinToken
+from pawmanity.core.database import utcnow
+from pawmanity.core.extensions import db, socketio
 from tests.support import assert_problem
 
 SESSIONS = "/api/v1/video-sessions"
@@ -163,7 +164,7 @@ class TestSignalling:
 
 
 def test_the_end_of_the_window_ends_the_session(app, client, auth, call):
-    from pawmanity.services import video
+    from pawmanity.conversations import video
 
     assert video.end_expired() == 0
     appointment = db.session.get(type(call["appointment"]), call["appointment"].id)

@@ -1,7 +1,7 @@
 """Administration: accounts, roles, activation and the audit trail."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

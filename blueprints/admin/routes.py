@@ -1,12 +1,19 @@
 from blueprints.admin.schemas import (
-    AdminUserCreateIn, AdminUserOut, AdminUserUpdateIn, AuditEventOut, AuditQuery, DoctorVerifiedOut,
+    AdminUserCreateIn,
+    AdminUserOut,
+    AdminUserUpdateIn,
+    AuditEventOut,
+    AuditQuery,
+    DoctorVerifiedOut,
     UserListQuery,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.pagination import paginate
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor
-from pawmanity.services import accounts, audit, doctors
+from pawmanity.audit import trail
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.database import paginate
+from pawmanity.core.schemas import page_of
+from pawmanity.identity import accounts
+from pawmanity.identity.security import current_actor
+from pawmanity.scheduling import doctors
 
 blp = Blueprint("admin", __name__, url_prefix=f"{API_PREFIX}/admin", description="Administration (admins only)")
 
@@ -58,4 +65,4 @@ def verify_doctor(doctor_id):
 def list_audit(query):
     """The audit trail, newest first."""
     page, per_page = query.pop("page"), query.pop("per_page")
-    return paginate(audit.list_events_query(**query), page=page, per_page=per_page)
+    return paginate(trail.list_events_query(**query), page=page, per_page=per_page)

@@ -1,7 +1,7 @@
-from marshmallow import fields, validate, validates_schema, ValidationError
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from pawmanity.models import ROLES
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.identity.models import ROLES
 
 
 class AdminUserOut(Schema):

@@ -1,7 +1,7 @@
 """The symptom checker: its knowledge base (symptoms and conditions per species); diagnoses come with its models."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

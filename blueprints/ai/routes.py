@@ -1,11 +1,18 @@
 from blueprints.ai.schemas import (
-    ConditionListOut, DiagnosisIn, DiagnosisListQuery, DiagnosisOut, FeedbackIn, FeedbackOut, ModelOut, SpeciesQuery,
+    ConditionListOut,
+    DiagnosisIn,
+    DiagnosisListQuery,
+    DiagnosisOut,
+    FeedbackIn,
+    FeedbackOut,
+    ModelOut,
+    SpeciesQuery,
     SymptomListOut,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.security import current_actor
-from pawmanity.services import diagnoses, triage_model
-from pawmanity.services.knowledge import knowledge_base
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.identity.security import current_actor
+from pawmanity.triage import classifier, diagnoses
+from pawmanity.triage.knowledge import knowledge_base
 
 blp = Blueprint("ai", __name__, url_prefix=f"{API_PREFIX}/ai", description="The symptom checker")
 
@@ -42,7 +49,7 @@ def list_conditions(query):
 @blp.errors(503)
 def active_model():
     """The active model version: what it was trained on and how it scored on held-out cases."""
-    return triage_model.active()[1]
+    return classifier.active()[1]
 
 
 @blp.route("/diagnoses", methods=["POST"])

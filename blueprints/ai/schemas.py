@@ -1,7 +1,7 @@
 from marshmallow import fields, validate
 
-from pawmanity.models import SPECIES
-from pawmanity.schemas import Schema
+from pawmanity.care.models import SPECIES
+from pawmanity.core.schemas import Schema
 
 
 class SpeciesQuery(Schema):

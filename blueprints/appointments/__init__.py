@@ -1,7 +1,7 @@
 """Booking, the appointment lifecycle, reschedules and the calendar feed."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

@@ -4,7 +4,7 @@ from datetime import timezone
 
 from icalendar import Calendar, Event
 
-from pawmanity.models import utcnow
+from pawmanity.core.database import utcnow
 
 STATUS = {"requested": "TENTATIVE", "confirmed": "CONFIRMED", "in_progress": "CONFIRMED",
           "completed": "CONFIRMED", "no_show": "CANCELLED", "cancelled": "CANCELLED"}

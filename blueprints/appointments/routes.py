@@ -2,12 +2,17 @@ from flask import current_app
 
 from blueprints.appointments.calendar import calendar_feed
 from blueprints.appointments.schemas import (
-    AppointmentListQuery, AppointmentOut, BookEarliestIn, BookIn, CancelIn, RescheduleIn,
+    AppointmentListQuery,
+    AppointmentOut,
+    BookEarliestIn,
+    BookIn,
+    CancelIn,
+    RescheduleIn,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor
-from pawmanity.services import booking
+from pawmanity.appointments import booking
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.schemas import page_of
+from pawmanity.identity.security import current_actor
 
 blp = Blueprint("appointments", __name__, url_prefix=f"{API_PREFIX}/appointments",
                 description="Booking and the appointment lifecycle")

@@ -1,7 +1,7 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from pawmanity.models import APPOINTMENT_STATUSES, APPOINTMENT_TYPES
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.scheduling.models import APPOINTMENT_STATUSES, APPOINTMENT_TYPES
 
 
 class BookIn(Schema):

@@ -1,7 +1,7 @@
 """Registration, sign-in, token refresh and rotation, sign-out, and the caller's own account."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

@@ -2,10 +2,10 @@ from flask import current_app, request
 from flask_jwt_extended import get_current_user, get_jwt, jwt_required
 
 from blueprints.auth.schemas import LoginIn, MeUpdateIn, RegisterIn, TokenPairOut, UserOut
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.ratelimits import rate_limited
-from pawmanity.security import current_actor
-from pawmanity.services import accounts
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.ratelimits import rate_limited
+from pawmanity.identity import accounts
+from pawmanity.identity.security import current_actor
 
 blp = Blueprint("auth", __name__, url_prefix=f"{API_PREFIX}/auth", description="Sign-up, sign-in and tokens")
 

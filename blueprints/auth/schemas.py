@@ -1,8 +1,8 @@
 from marshmallow import fields, validate
 
-from pawmanity.models import SELF_SERVICE_ROLES
-from pawmanity.schemas import Schema, UTCDateTime
-from pawmanity.services import doctors
+from pawmanity.core.schemas import Schema, UTCDateTime
+from pawmanity.identity.models import SELF_SERVICE_ROLES
+from pawmanity.scheduling import doctors
 
 # Generous caps stop absurd bodies early; the password policy (8..128) is the service's to explain.
 Password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)

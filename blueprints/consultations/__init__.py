@@ -1,8 +1,8 @@
 """Consultations: opening one from an appointment, live chat over Socket.IO and REST, ending it with a summary,
 and a small browser chat page."""
 
-from pawmanity.extensions import api, socketio
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api, socketio
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

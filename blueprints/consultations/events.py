@@ -3,8 +3,9 @@
 from flask import request
 
 from blueprints.consultations.schemas import ConsultationRef, ReadIn, SocketMessageIn
-from pawmanity.realtime import AuthenticatedNamespace, acknowledged, socket_actor
-from pawmanity.services import consultations, live, messaging
+from pawmanity.conversations import consultations, messaging
+from pawmanity.core import live
+from pawmanity.identity.sockets import AuthenticatedNamespace, acknowledged, socket_actor
 
 
 class ChatNamespace(AuthenticatedNamespace):

@@ -1,10 +1,16 @@
 from blueprints.consultations.schemas import (
-    ConsultationListQuery, ConsultationOut, EndIn, MessageIn, MessageOut, MessageQuery, StartIn,
+    ConsultationListQuery,
+    ConsultationOut,
+    EndIn,
+    MessageIn,
+    MessageOut,
+    MessageQuery,
+    StartIn,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor
-from pawmanity.services import consultations, messaging
+from pawmanity.conversations import consultations, messaging
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.schemas import page_of
+from pawmanity.identity.security import current_actor
 
 blp = Blueprint("consultations", __name__, url_prefix=f"{API_PREFIX}/consultations",
                 description="Consultations and their messages")

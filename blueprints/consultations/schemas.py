@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 
 ClientId = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9_.:-]{1,64}$"),
                          metadata={"description": "Chosen by the client; a retry with the same value stores once"})

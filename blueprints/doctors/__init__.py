@@ -1,7 +1,7 @@
 """Doctor profiles, the public directory, availability, time off and free slots."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

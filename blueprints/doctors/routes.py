@@ -1,14 +1,20 @@
 from datetime import timedelta
 
 from blueprints.doctors.schemas import (
-    AvailabilityIn, DoctorListQuery, DoctorOut, DoctorProfileIn, SlotQuery, SlotsOut, TimeOffIn, TimeOffOut,
+    AvailabilityIn,
+    DoctorListQuery,
+    DoctorOut,
+    DoctorProfileIn,
+    SlotQuery,
+    SlotsOut,
+    TimeOffIn,
+    TimeOffOut,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.models import utcnow
-from pawmanity.pagination import paginate
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor, optional_identity
-from pawmanity.services import doctors
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.database import paginate, utcnow
+from pawmanity.core.schemas import page_of
+from pawmanity.identity.security import current_actor, optional_identity
+from pawmanity.scheduling import doctors
 
 blp = Blueprint("doctors", __name__, url_prefix=f"{API_PREFIX}/doctors",
                 description="The doctor directory, profiles, availability and slots")

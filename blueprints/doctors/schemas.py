@@ -2,8 +2,8 @@ import re
 
 from marshmallow import ValidationError, fields, validate
 
-from pawmanity.models import SPECIES
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.care.models import SPECIES
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 
 CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$|^24:00$")
 

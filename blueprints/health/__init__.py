@@ -1,7 +1,7 @@
 """Liveness, readiness and metrics for load balancers and Prometheus."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

@@ -1,10 +1,10 @@
 from flask import current_app
 
 from blueprints.health.schemas import HealthOut, ReadyOut
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.errors import ServiceUnavailable
-from pawmanity.metrics import render_metrics
-from pawmanity.services import readiness
+from pawmanity.core import readiness
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.errors import ServiceUnavailable
+from pawmanity.core.metrics import render_metrics
 
 blp = Blueprint("health", __name__, url_prefix=API_PREFIX, description="Liveness, readiness, metrics")
 

@@ -1,6 +1,6 @@
 from marshmallow import fields
 
-from pawmanity.schemas import Schema
+from pawmanity.core.schemas import Schema
 
 
 class HealthOut(Schema):

@@ -1,8 +1,8 @@
 """In-app notifications (listed, marked read, pushed live on /notifications) and per-channel preferences."""
 
-from pawmanity.extensions import api, socketio
-from pawmanity.plugins import Plugin
-from pawmanity.realtime import AuthenticatedNamespace
+from pawmanity.core.extensions import api, socketio
+from pawmanity.core.plugins import Plugin
+from pawmanity.identity.sockets import AuthenticatedNamespace
 
 
 def register(app):

@@ -1,7 +1,7 @@
 from marshmallow import fields
 
-from pawmanity.models import NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.notifications.models import NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS
 
 
 class NotificationOut(Schema):

@@ -1,7 +1,7 @@
 """Patients (people and animals), guardianship, weights and medical history."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

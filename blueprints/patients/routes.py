@@ -1,11 +1,24 @@
 from blueprints.patients.schemas import (
-    AcceptInvitationIn, GuardianOut, InvitationIn, InvitationOut, PatientIn, PatientListQuery, PatientOut,
-    PatientPatch, RecordIn, RecordListQuery, RecordOut, RecordPatch, RecordVersionOut, WeightIn, WeightOut,
+    AcceptInvitationIn,
+    GuardianOut,
+    InvitationIn,
+    InvitationOut,
+    PatientIn,
+    PatientListQuery,
+    PatientOut,
+    PatientPatch,
+    RecordIn,
+    RecordListQuery,
+    RecordOut,
+    RecordPatch,
+    RecordVersionOut,
+    WeightIn,
+    WeightOut,
 )
-from pawmanity.api import API_PREFIX, IF_MATCH_DOC, Blueprint, if_match_version, with_etag
-from pawmanity.schemas import PageQuery, page_of
-from pawmanity.security import current_actor
-from pawmanity.services import patients, records
+from pawmanity.care import patients, records
+from pawmanity.core.api import API_PREFIX, IF_MATCH_DOC, Blueprint, if_match_version, with_etag
+from pawmanity.core.schemas import PageQuery, page_of
+from pawmanity.identity.security import current_actor
 
 blp = Blueprint("patients", __name__, url_prefix=f"{API_PREFIX}/patients",
                 description="Patients, their guardians and their medical history")

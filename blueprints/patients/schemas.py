@@ -1,7 +1,8 @@
 from marshmallow import fields, validate
 
-from pawmanity.models import GUARDIAN_RELATIONS, RECORD_KINDS, SEXES, SPECIES
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.care.models import GUARDIAN_RELATIONS, RECORD_KINDS, SEXES, SPECIES
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+
 
 def weight_field(**kwargs):
     return fields.Float(validate=validate.Range(min=0.001, max=5000),

@@ -1,7 +1,7 @@
 """Uploads: clinical photos, documents and DICOM images for a patient, checked, cleaned and served safely."""
 
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

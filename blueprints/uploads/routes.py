@@ -2,10 +2,10 @@ from flask import current_app, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from blueprints.uploads.schemas import UploadFiles, UploadForm, UploadListQuery, UploadOut
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor
-from pawmanity.services import uploads
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.schemas import page_of
+from pawmanity.identity.security import current_actor
+from pawmanity.media import uploads
 
 blp = Blueprint("uploads", __name__, url_prefix=f"{API_PREFIX}/uploads",
                 description="Clinical images and documents")

@@ -1,7 +1,7 @@
 from flask_smorest.fields import Upload as FileField
 from marshmallow import fields, validate
 
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 
 
 class UploadForm(Schema):

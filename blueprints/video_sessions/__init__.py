@@ -1,7 +1,7 @@
 """Video sessions: join tokens, ICE servers, WebRTC signalling on /video, and a small call page."""
 
-from pawmanity.extensions import api, socketio
-from pawmanity.plugins import Plugin
+from pawmanity.core.extensions import api, socketio
+from pawmanity.core.plugins import Plugin
 
 
 def register(app):

@@ -4,9 +4,9 @@ from flask import request, session
 from flask_socketio import emit, join_room, leave_room
 
 from blueprints.video_sessions.schemas import SignalIn, SocketJoinIn
-from pawmanity.errors import NotFound
-from pawmanity.realtime import AuthenticatedNamespace, acknowledged, socket_actor
-from pawmanity.services import video
+from pawmanity.conversations import video
+from pawmanity.core.errors import NotFound
+from pawmanity.identity.sockets import AuthenticatedNamespace, acknowledged, socket_actor
 
 
 class VideoNamespace(AuthenticatedNamespace):

@@ -1,10 +1,14 @@
 from blueprints.video_sessions.schemas import (
-    CreateIn, JoinOut, VideoListQuery, VideoSessionDetailOut, VideoSessionOut,
+    CreateIn,
+    JoinOut,
+    VideoListQuery,
+    VideoSessionDetailOut,
+    VideoSessionOut,
 )
-from pawmanity.api import API_PREFIX, Blueprint
-from pawmanity.schemas import page_of
-from pawmanity.security import current_actor
-from pawmanity.services import video
+from pawmanity.conversations import video
+from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.schemas import page_of
+from pawmanity.identity.security import current_actor
 
 blp = Blueprint("video_sessions", __name__, url_prefix=f"{API_PREFIX}/video-sessions",
                 description="Video calls for video appointments")

@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from pawmanity.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 
 
 class CreateIn(Schema):

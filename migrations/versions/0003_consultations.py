@@ -8,7 +8,7 @@ Create Date: 2026-11-25 03:34:24.544243
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
@@ -32,9 +32,9 @@ def upgrade():
     sa.Column('appointment_id', sa.Uuid(), nullable=False),
     sa.Column('doctor_id', sa.Uuid(), nullable=False),
     sa.Column('patient_id', sa.Uuid(), nullable=False),
-    sa.Column('started_at', pawmanity.models.base.UTCDateTime(), nullable=False),
+    sa.Column('started_at', pawmanity.core.database.UTCDateTime(), nullable=False),
     sa.Column('started_by', sa.Uuid(), nullable=False),
-    sa.Column('ended_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('ended_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.Column('ended_by', sa.Uuid(), nullable=True),
     sa.Column('summary', sa.Text(), nullable=True),
     sa.Column('diagnosis', sa.Text(), nullable=True),
@@ -54,7 +54,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('appointment_id', sa.Uuid(), nullable=False),
     sa.Column('window', sa.String(length=8), nullable=False),
-    sa.Column('claimed_at', pawmanity.models.base.UTCDateTime(), nullable=False),
+    sa.Column('claimed_at', pawmanity.core.database.UTCDateTime(), nullable=False),
     sa.Column('recipients', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['appointment_id'], ['appointments.id'], name=op.f('fk_reminder_deliveries_appointment_id_appointments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_reminder_deliveries')),
@@ -67,7 +67,7 @@ def upgrade():
     sa.Column('client_id', sa.String(length=64), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('attachment_ids', sa.JSON(), nullable=True),
-    sa.Column('created_at', pawmanity.models.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_messages_consultation_id_consultations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sender_id'], ['users.id'], name=op.f('fk_messages_sender_id_users'), ondelete='RESTRICT'),
@@ -79,7 +79,7 @@ def upgrade():
     sa.Column('consultation_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
     sa.Column('last_read_seq', sa.Integer(), nullable=False),
-    sa.Column('updated_at', pawmanity.models.base.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', pawmanity.core.database.UTCDateTime(), nullable=False),
     sa.Column('emailed_seq', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_read_receipts_consultation_id_consultations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_read_receipts_user_id_users'), ondelete='CASCADE'),

@@ -8,7 +8,7 @@ Create Date: 2026-11-25 03:53:39.281808
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
@@ -36,8 +36,8 @@ def upgrade():
     sa.Column('preview_key', sa.String(length=128), nullable=True),
     sa.Column('preview_sha256', sa.String(length=64), nullable=True),
     sa.Column('details', sa.JSON(), nullable=True),
-    sa.Column('created_at', pawmanity.models.base.UTCDateTime(), nullable=False),
-    sa.Column('deleted_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(), nullable=False),
+    sa.Column('deleted_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.Column('deleted_by', sa.Uuid(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['consultation_id'], ['consultations.id'], name=op.f('fk_uploads_consultation_id_consultations'), ondelete='SET NULL'),

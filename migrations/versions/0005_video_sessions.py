@@ -8,7 +8,7 @@ Create Date: 2026-11-25 04:04:25.634870
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
@@ -26,9 +26,9 @@ def upgrade():
     sa.Column('room', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=8), nullable=False),
     sa.Column('created_by', sa.Uuid(), nullable=False),
-    sa.Column('created_at', pawmanity.models.base.UTCDateTime(), nullable=False),
-    sa.Column('first_joined_at', pawmanity.models.base.UTCDateTime(), nullable=True),
-    sa.Column('ended_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(), nullable=False),
+    sa.Column('first_joined_at', pawmanity.core.database.UTCDateTime(), nullable=True),
+    sa.Column('ended_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.Column('ended_by', sa.Uuid(), nullable=True),
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.ForeignKeyConstraint(['appointment_id'], ['appointments.id'], name=op.f('fk_video_sessions_appointment_id_appointments'), ondelete='RESTRICT'),
@@ -40,8 +40,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('joined_at', pawmanity.models.base.UTCDateTime(), nullable=False),
-    sa.Column('left_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('joined_at', pawmanity.core.database.UTCDateTime(), nullable=False),
+    sa.Column('left_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['session_id'], ['video_sessions.id'], name=op.f('fk_video_attendance_session_id_video_sessions'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_video_attendance_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_video_attendance'))
@@ -53,8 +53,8 @@ def upgrade():
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('session_id', sa.Uuid(), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('expires_at', pawmanity.models.base.UTCDateTime(), nullable=False),
-    sa.Column('used_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('expires_at', pawmanity.core.database.UTCDateTime(), nullable=False),
+    sa.Column('used_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.ForeignKeyConstraint(['session_id'], ['video_sessions.id'], name=op.f('fk_video_join_tokens_session_id_video_sessions'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_video_join_tokens_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_video_join_tokens'))

@@ -8,7 +8,7 @@ Create Date: 2026-11-25 04:17:03.234678
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.

@@ -8,7 +8,7 @@ Create Date: 2026-11-25 05:00:48.357165
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
@@ -24,8 +24,8 @@ def upgrade():
     sa.Column('diagnosis_id', sa.Uuid(), nullable=False),
     sa.Column('patient_id', sa.Uuid(), nullable=False),
     sa.Column('document', sa.JSON(), nullable=False),
-    sa.Column('created_at', pawmanity.models.base.UTCDateTime(), nullable=False),
-    sa.Column('delivered_at', pawmanity.models.base.UTCDateTime(), nullable=True),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(), nullable=False),
+    sa.Column('delivered_at', pawmanity.core.database.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('diagnosis_id', name=op.f('pk_diagnosis_log_outbox'))
     )
     with op.batch_alter_table('diagnosis_log_outbox', schema=None) as batch_op:

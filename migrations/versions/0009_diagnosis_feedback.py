@@ -8,7 +8,7 @@ Create Date: 2026-11-25 05:08:39.199043
 from alembic import op
 import sqlalchemy as sa
 
-import pawmanity.models.base  # noqa: F401  (custom column types)
+import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
@@ -27,7 +27,7 @@ def upgrade():
     sa.Column('confirmed_condition', sa.String(length=64), nullable=False),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('case', sa.JSON(), nullable=False),
-    sa.Column('created_at', pawmanity.models.base.UTCDateTime(), nullable=False),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('diagnosis_id', name=op.f('pk_diagnosis_feedback'))
     )
     with op.batch_alter_table('diagnosis_feedback', schema=None) as batch_op:

@@ -1,8 +1,8 @@
 """A third-party plugin: one route, requiring the auth plugin."""
 
-from pawmanity.api import Blueprint
-from pawmanity.extensions import api
-from pawmanity.plugins import Plugin
+from pawmanity.core.api import Blueprint
+from pawmanity.core.extensions import api
+from pawmanity.core.plugins import Plugin
 
 blp = Blueprint("greeting", __name__, url_prefix="/api/v1/greeting")
 

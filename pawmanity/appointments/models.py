@@ -1,0 +1,26 @@
+"""Reminder deliveries: the claim that makes each appointment reminder go out exactly once."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pawmanity.core.database import UTCDateTime, utcnow
+from pawmanity.core.extensions import db
+
+REMINDER_WINDOWS = ("24h", "1h")
+
+
+class ReminderDelivery(db.Model):
+    """One row per appointment and reminder window: its existence is the claim that makes a reminder go out once."""
+
+    __tablename__ = "reminder_deliveries"
+    __table_args__ = (UniqueConstraint("appointment_id", "window", name="uq_reminder_deliveries_window"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    appointment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"),
+                                                      nullable=False)
+    window: Mapped[str] = mapped_column(String(8), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    recipients: Mapped[int] = mapped_column(Integer, default=0, nullable=False)

@@ -1,0 +1,148 @@
+"""Consultations: opened from an appointment, closed by its doctor with a summary that joins the medical history."""
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import exists, select
+
+from pawmanity.appointments import booking
+from pawmanity.audit import trail
+from pawmanity.care import records
+from pawmanity.care.models import Guardianship, MedicalRecord
+from pawmanity.conversations.models import Consultation, ReadReceipt
+from pawmanity.core import live
+from pawmanity.core.database import paginate, utcnow
+from pawmanity.core.errors import Conflict, Forbidden, NotFound
+from pawmanity.core.extensions import db
+from pawmanity.notifications.notifier import notify
+from pawmanity.scheduling.models import DoctorProfile
+
+
+def start(actor, appointment_id):
+    """Open the appointment's consultation (or return the open one). Its doctor or a guardian may open it from a
+    little before the start until the end; the appointment must be confirmed and becomes in progress."""
+    appointment, relation = booking.visible_appointment(actor, appointment_id, lock=True)
+    existing = db.session.scalar(select(Consultation).where(Consultation.appointment_id == appointment.id))
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    opens = appointment.start_at - timedelta(minutes=current_app.config["CONSULTATION_OPENS_MINUTES"])
+    if relation != "admin" and not opens <= now < appointment.end_at:
+        raise Conflict(f"The consultation opens at {opens.strftime('%Y-%m-%d %H:%M UTC')} and closes when the "
+                       f"appointment ends.", code="outside_consultation_window")
+    booking.advance(appointment, relation, actor, "start")
+    consultation = Consultation(appointment_id=appointment.id, doctor_id=appointment.doctor_id,
+                                patient_id=appointment.patient_id, started_by=actor.user_id, started_at=now)
+    db.session.add(consultation)
+    db.session.flush()
+    for user_id in participant_ids(consultation):
+        db.session.add(ReadReceipt(consultation_id=consultation.id, user_id=user_id))
+    trail.record("consultation.start", actor, object_type="consultation", object_id=consultation.id)
+    notify([user_id for user_id in participant_ids(consultation) if user_id != actor.user_id],
+           "consultation.started", title="Your consultation has started",
+           data={"consultation_id": str(consultation.id)})
+    db.session.commit()
+    return consultation, True
+
+
+def list_consultations(actor, *, page, per_page, active=None):
+    query = visible_query(actor).order_by(Consultation.started_at.desc(), Consultation.id)
+    if active is True:
+        query = query.where(Consultation.ended_at.is_(None))
+    elif active is False:
+        query = query.where(Consultation.ended_at.is_not(None))
+    result = paginate(query, page=page, per_page=per_page)
+    trail.record("consultation.list", actor, object_type="consultation",
+                 detail={"ids": [str(item.id) for item in result["items"]]})
+    db.session.commit()
+    return result
+
+
+def get(actor, consultation_id):
+    consultation = visible(actor, consultation_id)
+    trail.record("consultation.read", actor, object_type="consultation", object_id=consultation.id)
+    db.session.commit()
+    return consultation
+
+
+def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
+    """Close the consultation; the summary, diagnosis and prescriptions join the patient's medical history."""
+    consultation = visible(actor, consultation_id, lock=True)
+    if not (actor.is_admin or consultation.doctor.user_id == actor.user_id):
+        raise Forbidden("Only the consultation's doctor can end it.")
+    if not consultation.active:
+        raise Conflict("This consultation has already ended.", code="consultation_closed")
+    now = utcnow()
+    consultation.ended_at, consultation.ended_by = now, actor.user_id
+    consultation.summary, consultation.diagnosis = summary, diagnosis
+    details = summary if not diagnosis else f"{summary}\n\nDiagnosis: {diagnosis}"
+    entries = [MedicalRecord(patient_id=consultation.patient_id, kind="note", title="Consultation summary",
+                             details=details, recorded_at=now, created_by=actor.user_id, updated_by=actor.user_id)]
+    if diagnosis:
+        entries.append(MedicalRecord(patient_id=consultation.patient_id, kind="condition", title=diagnosis[:200],
+                                     details=diagnosis, recorded_at=now, created_by=actor.user_id,
+                                     updated_by=actor.user_id))
+    for prescription in prescriptions:
+        entries.append(MedicalRecord(patient_id=consultation.patient_id, kind="prescription",
+                                     title=prescription["medication"][:200],
+                                     details=_prescription_text(prescription), recorded_at=now,
+                                     created_by=actor.user_id, updated_by=actor.user_id))
+    db.session.add_all(entries)
+    db.session.flush()
+    for entry in entries:
+        records.snapshot(entry, actor)
+    appointment = consultation.appointment
+    if appointment.status != "completed":  # the doctor may have completed the appointment already
+        booking.advance(appointment, "admin" if actor.is_admin else "doctor", actor, "complete")
+    trail.record("consultation.end", actor, object_type="consultation", object_id=consultation.id,
+                 detail={"records": [str(entry.id) for entry in entries]})
+    # The notification says that a summary exists, not what it says.
+    notify(booking.guardian_ids(consultation.patient_id), "consultation.ended",
+           title="Your consultation summary is ready", data={"consultation_id": str(consultation.id)})
+    live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participant_ids(consultation),
+                       namespace=live.CHAT)
+    db.session.commit()
+    return consultation
+
+
+def participant_ids(consultation):
+    doctor_user_id = db.session.scalar(select(DoctorProfile.user_id).where(DoctorProfile.id == consultation.doctor_id))
+    return [doctor_user_id, *booking.guardian_ids(consultation.patient_id)]
+
+
+def is_participant(user_id, consultation):
+    return user_id in participant_ids(consultation)
+
+
+def visible(actor, consultation_id, *, lock=False):
+    return visible_with_participants(actor, consultation_id, lock=lock)[0]
+
+
+def visible_with_participants(actor, consultation_id, *, lock=False):
+    """The consultation (404 unless the actor takes part, or is an admin) and its participants' user ids."""
+    query = select(Consultation).where(Consultation.id == consultation_id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    consultation = db.session.scalar(query)
+    participants = participant_ids(consultation) if consultation is not None else []
+    if consultation is None or not (actor.is_admin or actor.user_id in participants):
+        raise NotFound("No such consultation.")
+    return consultation, participants
+
+
+def visible_query(actor):
+    query = select(Consultation)
+    if actor.is_admin:
+        return query
+    if actor.role == "doctor":
+        return query.join(DoctorProfile, DoctorProfile.id == Consultation.doctor_id) \
+            .where(DoctorProfile.user_id == actor.user_id)
+    return query.where(exists().where(Guardianship.patient_id == Consultation.patient_id,
+                                      Guardianship.user_id == actor.user_id))
+
+
+def _prescription_text(prescription):
+    parts = [prescription["medication"], prescription.get("dosage"), prescription.get("instructions")]
+    if prescription.get("days"):
+        parts.append(f"for {prescription['days']} days")
+    return "; ".join(part for part in parts if part)

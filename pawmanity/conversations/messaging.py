@@ -1,0 +1,202 @@
+"""Consultation chat: one message store for REST and Socket.IO.
+
+A message is committed before anyone hears of it; the sender's client_id makes a retried send store once; messages
+are numbered under a lock on the consultation, so their order is the commit order and `?after=` never skips one.
+"""
+
+from datetime import timedelta
+
+from flask import current_app
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from pawmanity.audit import trail
+from pawmanity.care.models import Upload
+from pawmanity.conversations import consultations
+from pawmanity.conversations.models import Consultation, Message, ReadReceipt
+from pawmanity.core import live
+from pawmanity.core.database import utcnow
+from pawmanity.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from pawmanity.core.extensions import db
+from pawmanity.notifications.notifier import notify
+
+
+class RateLimited(DomainError):
+    status, code = 429, "rate_limited"
+
+
+def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), skip_sid=None):
+    """Store a message (or find the one already stored under this client_id). Returns (message, created)."""
+    consultation, participants = consultations.visible_with_participants(actor, consultation_id)
+    existing = _by_client_id(consultation.id, actor.user_id, client_id)
+    if existing is not None:
+        return existing, False
+    if not consultation.active:
+        raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
+    body = _clean_body(body)
+    attachment_ids = _check_attachments(consultation, attachment_ids)
+    _check_rate(actor.user_id)
+    # Lock the consultation: the next number is taken and committed before anyone else can take one.
+    # populate_existing: the row was loaded above, before the lock; its count must be re-read under the lock.
+    locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update()
+                               .execution_options(populate_existing=True))
+    if not locked.active:
+        raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
+    locked.message_count += 1
+    message = Message(consultation_id=locked.id, seq=locked.message_count, sender_id=actor.user_id,
+                      client_id=client_id, body=body, attachment_ids=attachment_ids or None)
+    db.session.add(message)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        # The same client_id raced in from another connection of this sender: that one is the message.
+        raced = _by_client_id(consultation.id, actor.user_id, client_id)
+        if raced is None:
+            raise
+        return raced, False
+    _advance_receipt(locked.id, actor.user_id, message.seq)
+    live.emit_to_users("message", serialize(message), participants, namespace=live.CHAT, skip_sid=skip_sid)
+    db.session.commit()
+    return message, True
+
+
+def list_messages(actor, consultation_id, *, after=None, limit=100):
+    consultation = consultations.visible(actor, consultation_id)
+    query = select(Message).where(Message.consultation_id == consultation.id).order_by(Message.seq).limit(limit)
+    if after is not None:
+        anchor = db.session.scalar(select(Message.seq).where(Message.id == after,
+                                                             Message.consultation_id == consultation.id))
+        if anchor is None:
+            raise NotFound("`after` names no message of this consultation.", code="unknown_message")
+        query = query.where(Message.seq > anchor)
+    messages = db.session.scalars(query).all()
+    trail.record("message.list", actor, object_type="consultation", object_id=consultation.id,
+                 detail={"count": len(messages)})
+    db.session.commit()
+    return messages
+
+
+def mark_read(actor, consultation_id, message_id, *, skip_sid=None):
+    """Read up to and including `message_id`; the others in the room hear of it."""
+    consultation, participants = consultations.visible_with_participants(actor, consultation_id)
+    seq = db.session.scalar(select(Message.seq).where(Message.id == message_id,
+                                                      Message.consultation_id == consultation.id))
+    if seq is None:
+        raise NotFound("No such message in this consultation.", code="unknown_message")
+    _advance_receipt(consultation.id, actor.user_id, seq)
+    live.emit_to_users("read", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id),
+                                "message_id": str(message_id), "seq": seq},
+                       participants, namespace=live.CHAT, skip_sid=skip_sid)
+    db.session.commit()
+    return seq
+
+
+def send_digests(now=None):
+    """One e-mail per participant and consultation for messages left unread past the delay, never repeated."""
+    now = now or utcnow()
+    delay = timedelta(minutes=current_app.config["MESSAGE_DIGEST_DELAY_MINUTES"])
+    seen_upto = case((ReadReceipt.last_read_seq > ReadReceipt.emailed_seq, ReadReceipt.last_read_seq),
+                     else_=ReadReceipt.emailed_seq)
+    candidates = db.session.execute(
+        select(ReadReceipt, Consultation).join(Consultation, Consultation.id == ReadReceipt.consultation_id)
+        .where(Consultation.message_count > seen_upto)
+    ).all()
+    sent = 0
+    for receipt, consultation in candidates:
+        if not consultations.is_participant(receipt.user_id, consultation):
+            continue  # a guardian removed since: no more news of this consultation
+        seen = max(receipt.last_read_seq, receipt.emailed_seq)
+        unread = db.session.execute(
+            select(func.count(), func.min(Message.created_at), func.max(Message.seq))
+            .where(Message.consultation_id == consultation.id, Message.seq > seen,
+                   Message.sender_id != receipt.user_id)).one()
+        count, oldest, last_seq = unread
+        if not count or oldest > now - delay:
+            continue
+        # Claim the digest: only the worker whose UPDATE matches sends it.
+        claimed = db.session.execute(update(ReadReceipt).where(
+            ReadReceipt.consultation_id == receipt.consultation_id, ReadReceipt.user_id == receipt.user_id,
+            ReadReceipt.emailed_seq == receipt.emailed_seq).values(emailed_seq=last_seq)).rowcount
+        if not claimed:
+            continue
+        doctor_name = consultation.doctor.user.full_name
+        notify([receipt.user_id], "message.digest", title=f"{count} unread message{'s' if count > 1 else ''}",
+               body=f"You have {count} unread message{'s' if count > 1 else ''} in your consultation with "
+                    f"{doctor_name if receipt.user_id != consultation.doctor.user_id else 'a patient'}. "
+                    f"Sign in to PAWMANITY to read {'them' if count > 1 else 'it'}.",
+               data={"consultation_id": str(consultation.id)})
+        db.session.commit()
+        sent += 1
+    return sent
+
+
+def serialize(message):
+    return {"id": str(message.id), "consultation_id": str(message.consultation_id), "seq": message.seq,
+            "sender_id": str(message.sender_id), "client_id": message.client_id, "body": message.body,
+            "attachment_ids": message.attachment_ids or [],
+            "created_at": message.created_at.isoformat().replace("+00:00", "Z")}
+
+
+def _by_client_id(consultation_id, sender_id, client_id):
+    return db.session.scalar(select(Message).where(Message.consultation_id == consultation_id,
+                                                   Message.sender_id == sender_id, Message.client_id == client_id))
+
+
+def _advance_receipt(consultation_id, user_id, seq):
+    """Move the reader's mark forward (never back), in one statement; create it for a newcomer."""
+    moved = db.session.execute(update(ReadReceipt).where(
+        ReadReceipt.consultation_id == consultation_id, ReadReceipt.user_id == user_id,
+        ReadReceipt.last_read_seq < seq).values(last_read_seq=seq, updated_at=utcnow())).rowcount
+    if not moved and db.session.get(ReadReceipt, (consultation_id, user_id)) is None:
+        db.session.add(ReadReceipt(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq))
+
+
+def _check_attachments(consultation, attachment_ids):
+    """Attachments must be live uploads of this consultation's patient (which every participant may see)."""
+    wanted = list(dict.fromkeys(attachment_ids))
+    if not wanted:
+        return []
+    found = set(db.session.scalars(select(Upload.id).where(
+        Upload.id.in_(wanted), Upload.patient_id == consultation.patient_id, Upload.deleted_at.is_(None))))
+    unknown = [str(upload_id) for upload_id in wanted if upload_id not in found]
+    if unknown:
+        raise InvalidInput("Attach only files uploaded for this patient.",
+                           errors={"attachment_ids": [f"No such upload for this patient: {u}" for u in unknown]})
+    return [str(upload_id) for upload_id in wanted]
+
+
+def _clean_body(body):
+    if not isinstance(body, str):
+        raise InvalidInput("The message must be text.", errors={"body": ["Must be a string."]})
+    if "\x00" in body:
+        raise InvalidInput("The message contains a NUL character.", errors={"body": ["Must not contain NUL."]})
+    body = body.strip()
+    limit = current_app.config["CHAT_MESSAGE_MAX_CHARS"]
+    if not body:
+        raise InvalidInput("The message is empty.", errors={"body": ["Must not be empty."]})
+    if len(body) > limit:
+        raise InvalidInput("The message is too long.", errors={"body": [f"At most {limit} characters."]})
+    return body
+
+
+def _check_rate(user_id):
+    limiter, item = _rate_limiter()
+    if not limiter.hit(item, "chat", str(user_id)):
+        reset_at, _ = limiter.get_window_stats(item, "chat", str(user_id))
+        retry_after = max(1, int(reset_at - utcnow().timestamp()) + 1)
+        raise RateLimited("You are sending messages too fast; wait a moment.",
+                          headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
+
+
+def _rate_limiter():
+    state = current_app.extensions.setdefault("chat_rate_limiter", {})
+    if not state:
+        uri = current_app.config["RATELIMIT_STORAGE_URI"]
+        state["limiter"] = MovingWindowRateLimiter(storage_from_string(uri))
+        state["item"] = parse(current_app.config["CHAT_RATE_LIMIT"])
+    return state["limiter"], state["item"]
+

@@ -1,0 +1,193 @@
+"""Video sessions for video appointments: who may join, when, with which ICE servers, and what happened.
+
+Media flows browser to browser (WebRTC); the server only signals. Joining takes a join token: short-lived, for one
+user, good once, and given only inside the join window (by default 10 minutes before the start until the end). A
+participant who drops asks for a new token and rejoins; only the doctor, or the end of the window, ends the session.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import exists, select
+
+from pawmanity.appointments import booking
+from pawmanity.audit import trail
+from pawmanity.care.models import Guardianship
+from pawmanity.conversations.models import VideoAttendance, VideoJoinToken, VideoSession
+from pawmanity.core import live
+from pawmanity.core.database import paginate, utcnow
+from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from pawmanity.core.extensions import db
+from pawmanity.scheduling.models import Appointment, DoctorProfile
+
+VIDEO = "/video"
+
+
+def webrtc_ice_servers(user_id, now):
+    """STUN as configured; TURN with time-limited credentials the TURN REST way (HMAC-SHA1 of "expiry:user")."""
+    config = current_app.config
+    servers = [{"urls": list(config["VIDEO_STUN_URLS"])}] if config["VIDEO_STUN_URLS"] else []
+    if config["VIDEO_TURN_URLS"] and config["VIDEO_TURN_SECRET"]:
+        expiry = int((now + timedelta(seconds=config["VIDEO_TURN_TTL_SECONDS"])).timestamp())
+        username = f"{expiry}:{user_id}"
+        digest = hmac.new(config["VIDEO_TURN_SECRET"].encode(), username.encode(), hashlib.sha1).digest()
+        servers.append({"urls": list(config["VIDEO_TURN_URLS"]), "username": username,
+                        "credential": base64.b64encode(digest).decode()})
+    return servers
+
+
+# Providers decide what a participant needs to connect; a hosted service (Agora, Jitsi...) registers here.
+PROVIDERS = {"webrtc": webrtc_ice_servers}
+
+
+def create(actor, appointment_id):
+    appointment, relation = booking.visible_appointment(actor, appointment_id, lock=True)
+    if relation not in ("doctor", "admin"):
+        raise Forbidden("Only the appointment's doctor opens its video session.")
+    if appointment.type != "video":
+        raise Conflict("This is not a video appointment.", code="not_a_video_appointment")
+    if appointment.status not in ("confirmed", "in_progress"):
+        raise Conflict("Confirm the appointment first.", code="invalid_transition")
+    existing = db.session.scalar(select(VideoSession).where(VideoSession.appointment_id == appointment.id))
+    if existing is not None:
+        return existing, False
+    session = VideoSession(appointment_id=appointment.id, provider=current_app.config["VIDEO_PROVIDER"],
+                           room=secrets.token_urlsafe(16), created_by=actor.user_id)
+    db.session.add(session)
+    db.session.flush()
+    trail.record("video.create", actor, object_type="video_session", object_id=session.id)
+    db.session.commit()
+    return session, True
+
+
+def join(actor, session_id):
+    """A single-use join token for this participant, inside the join window."""
+    session = visible(actor, session_id)
+    if session.status == "ended":
+        raise Conflict("This video session has ended.", code="session_ended")
+    now = utcnow()
+    opens, closes = window(session)
+    if not opens <= now < closes:
+        raise Conflict(f"Joining opens at {opens.strftime('%Y-%m-%d %H:%M UTC')} and closes at the end of the "
+                       f"appointment.", code="outside_join_window")
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=current_app.config["VIDEO_JOIN_TOKEN_SECONDS"])
+    db.session.add(VideoJoinToken(token_hash=_hash(token), session_id=session.id, user_id=actor.user_id,
+                                  expires_at=expires_at))
+    trail.record("video.join_token", actor, object_type="video_session", object_id=session.id)
+    db.session.commit()
+    return {"join_token": token, "expires_at": expires_at, "room": session.room,
+            "ice_servers": PROVIDERS[session.provider](actor.user_id, now)}
+
+
+def redeem(actor, session_id, token):
+    """Spend a join token at the signalling server; the caller joins the call."""
+    row = db.session.scalar(select(VideoJoinToken).where(VideoJoinToken.token_hash == _hash(token))
+                            .with_for_update())
+    now = utcnow()
+    if row is None or row.session_id != session_id or row.user_id != actor.user_id:
+        raise Unauthorized("This join token is not valid for you and this session.", code="invalid_join_token")
+    if row.used_at is not None:
+        raise Unauthorized("This join token has already been used; ask for a new one.", code="join_token_used")
+    if row.expires_at <= now:
+        raise Unauthorized("This join token has expired; ask for a new one.", code="join_token_expired")
+    session = db.session.get(VideoSession, session_id)
+    if session.status == "ended" or now >= window(session)[1]:
+        raise Conflict("This video session has ended.", code="session_ended")
+    row.used_at = now
+    session.first_joined_at = session.first_joined_at or now
+    db.session.add(VideoAttendance(session_id=session.id, user_id=actor.user_id, joined_at=now))
+    db.session.commit()
+    return session
+
+
+def left(session_id, user_id):
+    session_id, user_id = uuid.UUID(str(session_id)), uuid.UUID(str(user_id))
+    open_visit = db.session.scalar(select(VideoAttendance).where(
+        VideoAttendance.session_id == session_id, VideoAttendance.user_id == user_id,
+        VideoAttendance.left_at.is_(None)).order_by(VideoAttendance.joined_at.desc()).limit(1))
+    if open_visit is not None:
+        open_visit.left_at = utcnow()
+        db.session.commit()
+
+
+def end(actor, session_id):
+    session = visible(actor, session_id, lock=True)
+    if not (actor.is_admin or session.appointment.doctor.user_id == actor.user_id):
+        raise Forbidden("Only the doctor ends the video session.")
+    if session.status == "ended":
+        raise Conflict("This video session has already ended.", code="session_ended")
+    _close(session, actor.user_id)
+    trail.record("video.end", actor, object_type="video_session", object_id=session.id,
+                 detail={"duration_seconds": session.duration_seconds})
+    db.session.commit()
+    return session
+
+
+def end_expired(now=None):
+    """Close sessions whose appointment has ended (the end of the window ends the call)."""
+    now = now or utcnow()
+    expired = db.session.scalars(select(VideoSession).join(Appointment).where(
+        VideoSession.status == "open", Appointment.end_at <= now)).all()
+    for session in expired:
+        _close(session, None)
+    db.session.commit()
+    return len(expired)
+
+
+def _close(session, user_id):
+    now = utcnow()
+    session.status, session.ended_at, session.ended_by = "ended", now, user_id
+    for visit in db.session.scalars(select(VideoAttendance).where(VideoAttendance.session_id == session.id,
+                                                                  VideoAttendance.left_at.is_(None))):
+        visit.left_at = now
+    live.emit_after_commit("ended", {"session_id": str(session.id)}, namespace=VIDEO, room=room_of(session.id))
+
+
+def get(actor, session_id):
+    return visible(actor, session_id)
+
+
+def list_sessions(actor, *, page, per_page):
+    query = select(VideoSession).join(Appointment).order_by(VideoSession.created_at.desc(), VideoSession.id)
+    if not actor.is_admin:
+        query = query.where(
+            exists().where(DoctorProfile.id == Appointment.doctor_id, DoctorProfile.user_id == actor.user_id)
+            | exists().where(Guardianship.patient_id == Appointment.patient_id, Guardianship.user_id == actor.user_id))
+    return paginate(query, page=page, per_page=per_page)
+
+
+def visible(actor, session_id, *, lock=False):
+    query = select(VideoSession).where(VideoSession.id == session_id)
+    if lock:
+        query = query.with_for_update()
+    session = db.session.scalar(query)
+    if session is None or booking.relation_to(actor, session.appointment) is None:
+        raise NotFound("No such video session.")
+    return session
+
+
+def window(session):
+    appointment = session.appointment
+    opens = appointment.start_at - timedelta(minutes=current_app.config["VIDEO_JOIN_OPENS_MINUTES"])
+    return opens, appointment.end_at
+
+
+def room_of(session_id):
+    return f"video:{session_id}"
+
+
+def check_signal(signal_type, data):
+    if signal_type not in ("offer", "answer", "ice"):
+        raise InvalidInput("Signal type must be offer, answer or ice.", errors={"type": ["Unknown signal type."]})
+    if not isinstance(data, dict):
+        raise InvalidInput("Signal data must be an object.", errors={"data": ["Must be an object."]})
+
+
+def _hash(token):
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,75 @@
+"""What every domain's models and services share about the database: UTC timestamps, id and timestamp mixins,
+side effects that wait for the commit, and the one pagination helper."""
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, TypeDecorator, Uuid, event, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from pawmanity.core.extensions import db
+
+ON_COMMIT_KEY = "pawmanity.on_commit"
+log = logging.getLogger(__name__)
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out, on PostgreSQL (timestamptz) and SQLite (which forgets the offset) alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class IdMixin:
+    # Opaque, unguessable ids (UUID4); the API shows them as strings.
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+def on_commit(callback):
+    """Run `callback` once the current transaction commits (live events, e-mails); a rollback drops it."""
+    db.session.info.setdefault(ON_COMMIT_KEY, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_on_commit(session):
+    for callback in session.info.pop(ON_COMMIT_KEY, []):
+        try:
+            callback()
+        except Exception:  # the data is committed; a failed side effect is logged, not turned into a 500
+            log.exception("after-commit side effect failed")
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard_on_commit(session):
+    session.info.pop(ON_COMMIT_KEY, None)
+
+
+def paginate(statement, *, page, per_page):
+    """A SELECT in, a page envelope out."""
+    total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
+    items = db.session.scalars(statement.limit(per_page).offset((page - 1) * per_page)).all()
+    return {"items": items, "page": page, "per_page": per_page, "total": total}

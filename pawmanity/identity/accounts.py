@@ -1,0 +1,193 @@
+"""Accounts: registration, sign-in, profile changes and administration. Each function commits its own work."""
+
+from functools import cache
+from zoneinfo import available_timezones
+
+from blinker import Namespace
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from pawmanity.audit import trail
+from pawmanity.core.database import utcnow
+from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from pawmanity.core.extensions import db
+from pawmanity.identity import passwords, tokens
+from pawmanity.identity.models import ROLES, SELF_SERVICE_ROLES, User
+
+signals = Namespace()
+# Sent inside the registration's transaction, after the user row exists and before the commit, so what a
+# subscriber adds (care gives a new patient their own record) commits or rolls back with the account.
+user_registered = signals.signal("user-registered")
+
+
+def normalize_email(email):
+    return email.strip().lower()
+
+
+def register(*, email, password, full_name, role, actor, timezone="UTC"):
+    """Self-service sign-up: patients and doctors only; admins come from the CLI or another admin."""
+    if role not in SELF_SERVICE_ROLES:
+        raise Forbidden("Only patient and doctor accounts can be registered.", code="role_not_allowed")
+    return _create_user(email=email, password=password, full_name=full_name, role=role, actor=actor,
+                        timezone=timezone)
+
+
+def create_user_as_admin(*, email, password, full_name, role, actor):
+    return _create_user(email=email, password=password, full_name=full_name, role=role, actor=actor)
+
+
+def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
+    email = normalize_email(email)
+    _check_password(password, email)
+    check_timezone(timezone)
+    user = User(email=email, password_hash=passwords.hash_password(password), full_name=full_name.strip(),
+                role=role, timezone=timezone)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("An account with this e-mail address already exists.", code="email_taken") from None
+    user_registered.send(user)
+    trail.record("user.register", actor.acting_as(user) if actor.user_id is None else actor,
+                 object_type="user", object_id=user.id, detail={"role": role})
+    db.session.commit()
+    return user
+
+
+def authenticate(*, email, password, actor):
+    """Check credentials and open a session. Every attempt, good or bad, is audited."""
+    email = normalize_email(email)
+    user = db.session.scalar(select(User).where(User.email == email))
+    if user is None:
+        passwords.burn_verification_time(password)
+        _deny_login(actor, reason="unknown_email", detail={"email": email})
+    if not passwords.verify_password(user.password_hash, password):
+        _deny_login(actor.acting_as(user), reason="wrong_password", user=user)
+    if not user.active:
+        _deny_login(actor.acting_as(user), reason="inactive", user=user)
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.last_login_at = utcnow()
+    pair = tokens.issue_session(user, actor)
+    trail.record("auth.login", actor.acting_as(user), object_type="user", object_id=user.id)
+    db.session.commit()
+    return pair
+
+
+def _deny_login(actor, *, reason, user=None, detail=None):
+    trail.record("auth.login", actor, object_type="user", object_id=user.id if user else None,
+                 outcome=trail.FAILURE, detail={"reason": reason, **(detail or {})})
+    db.session.commit()
+    # One answer for every cause, so the response does not reveal which e-mails have accounts.
+    raise Unauthorized("The e-mail or password is incorrect.", code="invalid_credentials")
+
+
+def refresh(claims, actor):
+    return tokens.rotate_refresh_token(claims, actor)
+
+
+def logout(claims, actor):
+    session = tokens.logout(claims)
+    trail.record("auth.logout", actor, object_type="session", object_id=session.id if session else None)
+    db.session.commit()
+
+
+def update_profile(user, changes, actor, *, current_session_id=None):
+    """A user's own changes: name, timezone and password (the current one is required to change it)."""
+    new_password = changes.pop("new_password", None)
+    current_password = changes.pop("current_password", None)
+    if new_password is not None:
+        if not current_password or not passwords.verify_password(user.password_hash, current_password):
+            raise InvalidInput("The current password is incorrect.",
+                               errors={"current_password": ["The current password is incorrect."]})
+        _check_password(new_password, user.email)
+        user.password_hash = passwords.hash_password(new_password)
+        user.password_changed_at = utcnow()
+    if "timezone" in changes:
+        check_timezone(changes["timezone"])
+    for field in ("full_name", "timezone"):
+        if field in changes:
+            setattr(user, field, changes[field].strip())
+    trail.record("user.update", actor, object_type="user", object_id=user.id,
+                 detail={"fields": sorted(changes) + (["password"] if new_password else [])})
+    if new_password is not None:
+        # Other devices must sign in again with the new password; this one stays signed in.
+        tokens.revoke_user_sessions(user.id, reason="password_changed", keep=current_session_id)
+    db.session.commit()
+    return user
+
+
+def list_users_query(*, role=None, active=None, search=None):
+    query = select(User).order_by(User.created_at.desc(), User.id)
+    if role:
+        query = query.where(User.role == role)
+    if active is not None:
+        query = query.where(User.active == active)
+    if search:
+        pattern = f"%{search.strip().lower()}%"
+        query = query.where(or_(User.email.like(pattern), User.full_name.ilike(pattern)))
+    return query
+
+
+def get_user(user_id):
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+def admin_update_user(user_id, changes, actor):
+    """Role and active flag, set by an admin. Deactivation ends the user's sessions at once."""
+    user = get_user(user_id)
+    if user.id == actor.user_id and (changes.get("role", user.role) != "admin" or changes.get("active") is False):
+        raise Conflict("Admins cannot demote or deactivate themselves.", code="self_lockout")
+    if "role" in changes and changes["role"] != user.role:
+        if changes["role"] not in ROLES:
+            raise InvalidInput("Unknown role.", errors={"role": ["Unknown role."]})
+        trail.record("user.role_change", actor, object_type="user", object_id=user.id,
+                     detail={"from": user.role, "to": changes["role"]})
+        user.role = changes["role"]
+    if "active" in changes and changes["active"] != user.active:
+        user.active = changes["active"]
+        trail.record("user.activate" if user.active else "user.deactivate", actor, object_type="user",
+                     object_id=user.id)
+        if not user.active:
+            tokens.revoke_user_sessions(user.id, reason="deactivated")
+    db.session.commit()
+    return user
+
+
+def ensure_admin(*, email, password, full_name, actor):
+    """Create the admin, or promote and re-activate the existing account (so the CLI is idempotent).
+
+    Returns (user, created).
+    """
+    existing = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if existing is None:
+        return create_user_as_admin(email=email, password=password, full_name=full_name, role="admin",
+                                    actor=actor), True
+    if existing.role != "admin":
+        trail.record("user.role_change", actor, object_type="user", object_id=existing.id,
+                     detail={"from": existing.role, "to": "admin"})
+        existing.role = "admin"
+    existing.active = True
+    db.session.commit()
+    return existing, False
+
+
+def _check_password(password, email):
+    problems = passwords.policy_problems(password, email=email)
+    if problems:
+        raise InvalidInput("The password does not meet the policy.", errors={"password": problems})
+
+
+@cache
+def _known_timezones():
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def check_timezone(name):
+    """Refuse anything but an IANA timezone name."""
+    if name not in _known_timezones():
+        raise InvalidInput("Unknown timezone.", errors={"timezone": ["Use an IANA name such as Europe/Paris."]})

@@ -1,0 +1,173 @@
+"""Access and refresh tokens, sign-in sessions and the blocklist.
+
+- An access token (15 minutes) carries the user id as its subject, the role and the session id (`sid`).
+- A refresh token is single-use: using it marks it used and issues a new pair in the same session. A second use of
+  the same refresh token means it was stolen, so the whole session (the token family) is revoked.
+- Logging out blocklists the access token and revokes its session, which ends its refresh tokens too.
+The blocklist lives in Redis (keys expire with the tokens) when REDIS_URL is set, otherwise in the database.
+"""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from flask_jwt_extended import create_access_token, create_refresh_token
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from pawmanity.audit import trail
+from pawmanity.core.database import utcnow
+from pawmanity.core.errors import Unauthorized
+from pawmanity.core.extensions import db, redis_client
+from pawmanity.identity.models import AuthSession, RefreshToken, RevokedToken, User
+
+
+def issue_session(user, actor):
+    """Start a new sign-in session and return its first token pair."""
+    now = utcnow()
+    session = AuthSession(
+        id=uuid.uuid4(), user_id=user.id, created_at=now, last_used_at=now,
+        expires_at=now + current_app.config["JWT_REFRESH_TOKEN_EXPIRES"],
+        ip=actor.ip, user_agent=(actor.user_agent or "")[:256] or None,
+    )
+    db.session.add(session)
+    return _token_pair(user, session, now)
+
+
+def rotate_refresh_token(claims, actor):
+    """Exchange a refresh token for a new pair.
+
+    The row lock makes two uses of one token race safely: exactly one rotates, the other is caught as reuse.
+    """
+    jti = _uuid_or_none(claims.get("jti"))
+    token = db.session.scalar(
+        select(RefreshToken).where(RefreshToken.jti == jti).with_for_update()
+    ) if jti else None
+    if token is None:
+        raise Unauthorized("This refresh token is not recognised.", code="invalid_token")
+    session = token.session
+    user = session.user
+    if session.revoked_at is not None or not user.active:
+        raise Unauthorized("This session has ended; sign in again.", code="token_revoked")
+    now = utcnow()
+    if token.used_at is not None:
+        revoke_session(session, reason="refresh_reuse", at=now)
+        trail.record("auth.refresh_reuse", actor.acting_as(user), object_type="session", object_id=session.id,
+                     outcome=trail.DENIED)
+        db.session.commit()
+        raise Unauthorized("This refresh token was already used; the session has been ended for safety.",
+                           code="refresh_token_reused")
+    token.used_at = now
+    session.last_used_at = now
+    pair = _token_pair(user, session, now)
+    db.session.commit()
+    return pair
+
+
+def revoke_session(session, *, reason, at=None):
+    if session.revoked_at is None:
+        session.revoked_at = at or utcnow()
+        session.revoked_reason = reason
+    blocklist_add(f"sid:{session.id}", session.expires_at)
+
+
+def revoke_user_sessions(user_id, *, reason, keep=None):
+    query = select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(AuthSession.id != _uuid_or_none(keep))
+    sessions = db.session.scalars(query).all()
+    for session in sessions:
+        revoke_session(session, reason=reason)
+    return len(sessions)
+
+
+def logout(claims):
+    """Blocklist this access token and end its session (and so its refresh tokens)."""
+    blocklist_add(f"jti:{claims['jti']}", datetime.fromtimestamp(claims["exp"], timezone.utc))
+    session = db.session.get(AuthSession, _uuid_or_none(claims.get("sid")))
+    if session is not None:
+        revoke_session(session, reason="logout")
+    return session
+
+
+def is_revoked(claims):
+    """Whether this token, or the session it belongs to, has been revoked."""
+    keys = _revocation_keys(claims)
+    if redis_client.enabled:
+        return redis_client.client.exists(*(redis_client.key("revoked", k) for k in keys)) > 0
+    return db.session.scalar(select(_any_revoked(keys))) is True
+
+
+def user_and_revocation(claims):
+    """The token's user and whether the token is revoked: the check every authenticated request makes.
+
+    Without Redis both come from one database round trip; with Redis, one to each.
+    """
+    user_id = _uuid_or_none(claims.get("sub"))
+    if user_id is None:
+        return None, False
+    keys = _revocation_keys(claims)
+    if redis_client.enabled:
+        return db.session.get(User, user_id), is_revoked(claims)
+    row = db.session.execute(select(User, _any_revoked(keys)).where(User.id == user_id)).first()
+    return (row[0], row[1]) if row else (None, False)
+
+
+def _revocation_keys(claims):
+    keys = [f"jti:{claims.get('jti')}"]
+    if claims.get("sid"):
+        keys.append(f"sid:{claims['sid']}")
+    return keys
+
+
+def _any_revoked(keys):
+    return select(RevokedToken.key).where(RevokedToken.key.in_(keys)).exists()
+
+
+def blocklist_add(key, expires_at):
+    if redis_client.enabled:
+        ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
+        redis_client.client.set(redis_client.key("revoked", key), b"1", ex=ttl)
+        return
+    # Two logouts of one token at once must both succeed: insert, or find it already there.
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
+    db.session.execute(insert(RevokedToken).values(key=key, expires_at=expires_at)
+                       .on_conflict_do_nothing(index_elements=["key"]))
+
+
+def purge_expired(now=None):
+    """Drop refresh tokens and blocklist rows that can no longer matter (Redis expires its own keys)."""
+    now = now or utcnow()
+    grace = now - timedelta(days=1)
+    tokens = db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < grace)).rowcount
+    revoked = db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at < grace)).rowcount
+    db.session.commit()
+    return tokens, revoked
+
+
+def _token_pair(user, session, now):
+    config = current_app.config
+    refresh_jti = uuid.uuid4()
+    refresh_expires = min(session.expires_at, now + config["JWT_REFRESH_TOKEN_EXPIRES"])
+    db.session.add(RefreshToken(jti=refresh_jti, session_id=session.id, issued_at=now, expires_at=refresh_expires))
+    identity = str(user.id)
+    access = create_access_token(identity, additional_claims={"role": user.role, "sid": str(session.id)})
+    refresh = create_refresh_token(
+        identity, additional_claims={"sid": str(session.id), "jti": str(refresh_jti)},
+        expires_delta=refresh_expires - now,
+    )
+    return {
+        "access_token": access,
+        "refresh_token": refresh,
+        "token_type": "Bearer",
+        "expires_in": int(config["JWT_ACCESS_TOKEN_EXPIRES"].total_seconds()),
+    }
+
+
+def _uuid_or_none(value):
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError):
+        return None

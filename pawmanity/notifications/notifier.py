@@ -1,0 +1,76 @@
+"""The notifier: the one way any part of PAWMANITY tells people something happened.
+
+`notify` stores an in-app notification per recipient (pushed live on /notifications once committed) and, for the
+kinds that warrant it, queues an e-mail, each as the recipient's preferences allow. E-mails carry what happened and
+when, never clinical details: callers pass titles and bodies fit for an inbox.
+"""
+
+from sqlalchemy import select
+
+from pawmanity.core import live
+from pawmanity.core.database import on_commit
+from pawmanity.core.extensions import db
+from pawmanity.identity.models import User
+from pawmanity.notifications.models import (
+    NOTIFICATION_CATEGORIES,
+    NOTIFICATION_CHANNELS,
+    Notification,
+    NotificationPreference,
+)
+
+EMAILED_KINDS = {
+    "appointment.booked", "appointment.confirmed", "appointment.cancelled", "appointment.rescheduled",
+    "reminder.24h", "reminder.1h", "message.digest", "ai.urgent",
+}
+DEFAULTS = {(category, channel): True for category in NOTIFICATION_CATEGORIES for channel in NOTIFICATION_CHANNELS}
+
+
+def category_of(kind):
+    prefix = kind.split(".", 1)[0]
+    return {"appointment": "appointments", "message": "messages", "reminder": "reminders"}.get(prefix, "system")
+
+
+def notify(user_ids, kind, *, title, body=None, data=None):
+    """Tell each user once, in the caller's transaction. Returns the in-app notifications created."""
+    recipients = list(dict.fromkeys(user_ids))
+    if not recipients:
+        return []
+    category = category_of(kind)
+    wanted = preferences_for(recipients)
+    created = []
+    for user_id in recipients:
+        if wanted[user_id][(category, "in_app")]:
+            notification = Notification(user_id=user_id, kind=kind, title=title, body=body, data=data)
+            db.session.add(notification)
+            created.append(notification)
+    db.session.flush()
+    for notification in created:
+        live.emit_after_commit("notification", serialize(notification), namespace=live.NOTIFICATIONS,
+                               room=live.user_room(notification.user_id))
+    if kind in EMAILED_KINDS:
+        emails = db.session.execute(select(User.id, User.email).where(User.id.in_(recipients),
+                                                                      User.active.is_(True))).all()
+        for user_id, address in emails:
+            if wanted[user_id][(category, "email")]:
+                queue_email(address, title, body or title)
+    return created
+
+
+def queue_email(to, subject, body):
+    from pawmanity.notifications.tasks import send_email
+
+    on_commit(lambda: send_email.delay(to=to, subject=f"PAWMANITY: {subject}", body=body))
+
+
+def preferences_for(user_ids):
+    found = {user_id: dict(DEFAULTS) for user_id in user_ids}
+    rows = db.session.scalars(select(NotificationPreference).where(NotificationPreference.user_id.in_(user_ids)))
+    for row in rows:
+        found[row.user_id][(row.category, row.channel)] = row.enabled
+    return found
+
+
+def serialize(notification):
+    return {"id": str(notification.id), "kind": notification.kind, "title": notification.title,
+            "body": notification.body, "data": notification.data,
+            "created_at": notification.created_at.isoformat().replace("+00:00", "Z"), "read_at": None}
