@@ -3,6 +3,7 @@
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 SPEC = "/api/v1/openapi.json"
@@ -14,6 +15,21 @@ def test_spec_and_swagger_ui_are_served(client):
     ui = client.get("/api/docs")
     assert ui.status_code == 200 and b"/api/docs/assets/swagger-ui-bundle.js" in ui.data
     assert client.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_served_document_is_valid_openapi(client):
+    # The standard's own validator, not our reading of it.
+    validate(client.get(SPEC).get_json())
+
+
+def test_an_upload_is_one_multipart_body_with_every_field(client):
+    spec = client.get(SPEC).get_json()
+    operation = spec["paths"]["/api/v1/uploads"]["post"]
+    assert "parameters" not in operation
+    ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+    body = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+    assert {"file", "patient_id", "consultation_id", "record_id", "description"} <= set(body["properties"])
+    assert {"file", "patient_id"} <= set(body["required"])
 
 
 def test_every_operation_documents_its_errors_as_problem_details(client):

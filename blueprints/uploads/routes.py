@@ -1,7 +1,7 @@
 from flask import current_app, request, send_file
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from blueprints.uploads.schemas import UploadFiles, UploadForm, UploadListQuery, UploadOut
+from blueprints.uploads.schemas import UploadIn, UploadListQuery, UploadOut
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.schemas import page_of
 from pawmanity.identity.security import current_actor
@@ -22,18 +22,18 @@ def allow_large_bodies():
 
 @blp.route("", methods=["POST"])
 @blp.auth_required()
-@blp.arguments(UploadForm, location="form")
-@blp.arguments(UploadFiles, location="files")
+@blp.arguments(UploadIn, location="files")
 @blp.response(201, UploadOut)
 @blp.errors(404, 413, 415)
-def create_upload(form, files):
+def create_upload(form):
     """Upload a file for a patient you may see. Its type is read from its bytes; images are stripped of metadata."""
     limit = current_app.config["UPLOAD_MAX_BYTES"]
-    data = files["file"].stream.read(limit + 1)
+    file = form["file"]
+    data = file.stream.read(limit + 1)
     if len(data) > limit:
         raise RequestEntityTooLarge(f"Files may be at most {limit // (1024 * 1024)} MB.")
     return uploads.create(current_actor(), patient_id=form["patient_id"], data=data,
-                          filename=files["file"].filename, description=form.get("description"),
+                          filename=file.filename, description=form.get("description"),
                           consultation_id=form.get("consultation_id"), record_id=form.get("record_id"))
 
 

@@ -4,15 +4,14 @@ from marshmallow import fields, validate
 from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 
 
-class UploadForm(Schema):
+class UploadIn(Schema):
+    """One multipart/form-data body: the file and the fields that say whose it is."""
+
+    file = FileField(required=True, metadata={"description": "JPEG, PNG, WebP, HEIC, PDF or DICOM; 20 MB at most"})
     patient_id = fields.UUID(required=True)
     consultation_id = fields.UUID()
     record_id = fields.UUID(metadata={"description": "A medical record of this patient to attach the file to"})
     description = fields.String(validate=validate.Length(max=500))
-
-
-class UploadFiles(Schema):
-    file = FileField(required=True, metadata={"description": "JPEG, PNG, WebP, HEIC, PDF or DICOM; 20 MB at most"})
 
 
 class UploadOut(Schema):

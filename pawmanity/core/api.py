@@ -9,6 +9,7 @@ from flask import request, send_from_directory
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import UnsupportedMediaType
 
 from pawmanity.core.errors import PROBLEM_MIMETYPE, Forbidden, PreconditionFailed, PreconditionRequired
@@ -66,6 +67,12 @@ class StrictParser(FlaskParser):
             return super()._raw_load_json(req)
         except ValueError as error:  # e.g. an integer of more than 4,300 digits, which json refuses
             return self._handle_invalid_json_error(error, req)
+
+    def load_files(self, req, schema):
+        # An upload is one multipart/form-data body: its text fields and its file are one schema, and so one
+        # requestBody in the OpenAPI document (two arguments would leave OpenAPI 2's `in: formData` behind).
+        parts = MultiDict([*req.form.items(multi=True), *req.files.items(multi=True)])
+        return self._makeproxy(parts, schema)
 
 
 class Blueprint(flask_smorest.Blueprint):
