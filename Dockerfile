@@ -23,4 +23,4 @@ HEALTHCHECK --interval=30s --timeout=3s \
 
 # One gevent worker per container: Socket.IO needs sticky sessions, so scale with more containers behind the
 # Redis message queue, not with more workers. No --preload: the worker must monkey-patch before the app loads.
-CMD ["sh", "-c", "flask db upgrade && exec gunicorn -k gevent -w 1 -b 0.0.0.0:8000 --access-logfile - wsgi:app"]
+CMD ["sh", "-c", "flask db upgrade && exec gunicorn -k gevent -w 1 -b 0.0.0.0:8000 wsgi:app"]

@@ -31,8 +31,9 @@ run: $(VENV)/.run-deps node_modules/.package-lock.json
 	PAWMANITY_CONFIG=development $(BIN)/flask db upgrade
 	PAWMANITY_CONFIG=development $(BIN)/gunicorn -k gevent -w 1 -b $(HOST):$(PORT) wsgi:app
 
+# The suite runs on every core (pytest-xdist); each worker has its own database and Redis database.
 test: $(VENV)/.test-deps node_modules/.package-lock.json
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 demo: $(VENV)/.run-deps
 	PAWMANITY_CONFIG=development $(BIN)/flask db upgrade

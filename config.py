@@ -28,7 +28,8 @@ DEFAULT_PLUGINS = (
 )
 
 
-DEV_SECRET = "dev-only-secret-change-me"
+# Long enough for HS256 (PyJWT warns below 32 bytes), and refused by the production configuration.
+DEV_SECRET = "dev-only-secret-change-me-it-is-public-and-production-refuses-it"
 
 
 def _env_list(name, default):

@@ -25,7 +25,7 @@ from pawmanity.core.extensions import (
     redis_client,
     socketio,
 )
-from pawmanity.core.metrics import init_metrics
+from pawmanity.core.observability import init_observability
 from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
@@ -57,17 +57,43 @@ def configure(app, config_name, settings):
             key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
             if key not in ("pool_size", "max_overflow")
         }
-    if app.config["REQUIRE_REAL_SECRETS"] and DEV_SECRET in (app.config["SECRET_KEY"], app.config["JWT_SECRET_KEY"]):
-        raise RuntimeError("Set SECRET_KEY (and optionally JWT_SECRET_KEY) for production; tokens signed with the "
-                           "development secret could be forged by anyone who has read this code")
+    check_secrets(app.config)
+    check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if app.config["ASYNC_MODE"] not in ASYNC_MODES:
-        raise RuntimeError(f"PAWMANITY_ASYNC_MODE must be one of {ASYNC_MODES}")
+        raise ConfigurationError(f"PAWMANITY_ASYNC_MODE must be one of {ASYNC_MODES}")
     if app.config["TRUSTED_PROXIES"]:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.logger.setLevel(logging.INFO)
     # The embedded default keeps its SQLite file, document store and outbox here.
     os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+
+
+class ConfigurationError(RuntimeError):
+    """A setting the service cannot start with; wsgi.py and the CLI print it as one line."""
+
+
+MIN_SECRET_BYTES = 32  # HS256 needs a key at least as long as its hash (RFC 7518 section 3.2)
+DATABASE_SCHEMES = ("postgresql", "sqlite")
+
+
+def check_secrets(config):
+    if not config["REQUIRE_REAL_SECRETS"]:
+        return
+    for name in ("SECRET_KEY", "JWT_SECRET_KEY"):
+        secret = config[name] or ""
+        if secret == DEV_SECRET:
+            raise ConfigurationError(f"Set {name} for production: tokens signed with the development secret could "
+                                     "be forged by anyone who has read this code")
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            raise ConfigurationError(f"{name} must be at least {MIN_SECRET_BYTES} bytes long (e.g. the output of "
+                                     "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)")
+
+
+def check_database_url(url):
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigurationError(f"DATABASE_URL must be a PostgreSQL (postgresql://...) or SQLite URL, not {scheme}://")
 
 
 def register_extensions(app):
@@ -85,7 +111,7 @@ def register_extensions(app):
     # Every Socket.IO connection, even to the default namespace, must present a valid access token.
     socketio.on_namespace(AuthenticatedNamespace("/"))
     celery_init_app(app)
-    init_metrics(app)
+    init_observability(app)
 
 
 def register_socketio(app):

@@ -5,6 +5,8 @@ import os
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from pawmanity import demo
 from pawmanity.appointments import reminders
@@ -130,3 +132,19 @@ def register_commands(app):
     for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
                     ai_cli):
         app.cli.add_command(command)
+    for command in app.cli.commands.values():  # ours and flask-migrate's `db`
+        _report_unreachable_database_in_one_line(command, app.config["SQLALCHEMY_DATABASE_URI"])
+
+
+def _report_unreachable_database_in_one_line(command, url):
+    invoke = command.invoke
+
+    def guarded(ctx):
+        try:
+            return invoke(ctx)
+        except OperationalError as error:
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = str(error.orig or error).strip().splitlines()[0]
+            raise click.ClickException(f"cannot use the database at {shown} (DATABASE_URL): {reason}") from None
+
+    command.invoke = guarded

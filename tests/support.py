@@ -5,7 +5,19 @@ import os
 import pytest
 
 SERVER_DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
-REDIS_URL = os.environ.get("REDIS_URL")
+
+
+def _redis_url_for_this_worker(url):
+    """Each pytest-xdist worker gets its own Redis database: the limiter's reset clears every counter of the
+    database it is given, which would otherwise reach into another worker's test."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    if not url or worker == "gw0":
+        return url
+    base, _, number = url.rpartition("/")
+    return f"{base}/{(int(number or 0) + int(worker[2:])) % 16}"
+
+
+REDIS_URL = _redis_url_for_this_worker(os.environ.get("REDIS_URL"))
 ON_POSTGRES = bool(SERVER_DATABASE_URL)
 PASSWORD = "a sound passphrase"
 

@@ -4,7 +4,7 @@ from blueprints.health.schemas import HealthOut, ReadyOut
 from pawmanity.core import readiness
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.errors import ServiceUnavailable
-from pawmanity.core.metrics import render_metrics
+from pawmanity.core.observability import render_metrics
 
 blp = Blueprint("health", __name__, url_prefix=API_PREFIX, description="Liveness, readiness, metrics")
 

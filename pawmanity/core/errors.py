@@ -11,6 +11,8 @@ from flask import current_app, json
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from pawmanity.core.observability import current_request_id
+
 PROBLEM_MIMETYPE = "application/problem+json"
 
 # A stable machine-readable code per status, used when nothing more specific is known.
@@ -96,6 +98,9 @@ def problem(status, *, detail=None, code=None, errors=None, headers=None, extra=
     if errors:
         body["errors"] = errors
     body.update(extra or {})
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id  # the id a user can quote, also in the X-Request-ID header and the log
     response = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     for name, value in (headers or {}).items():
         if name.lower() != "content-type":

@@ -64,6 +64,8 @@ class ProblemSchema(Schema):
     status = fields.Integer()
     detail = fields.String(metadata={"description": "A sentence for humans"})
     code = fields.String(metadata={"description": "Stable machine-readable code, e.g. slot_taken"})
+    request_id = fields.String(metadata={"description": "This request's id (also the X-Request-ID header): quote "
+                                                        "it when reporting a problem"})
     errors = fields.Dict(
         keys=fields.String(), values=fields.Raw(),
         metadata={"description": "Validation messages per field (422 only)"},

@@ -21,7 +21,10 @@ def register_jwt_callbacks():
     @jwt.user_lookup_loader
     def load_user(_header, claims):
         user = g.pop("token_user", None)
-        return user if user is not None and user.active else None
+        if user is None or not user.active:
+            return None
+        g.user_id = user.id  # for the access log line
+        return user
 
     @jwt.unauthorized_loader
     def missing_token(reason):
