@@ -35,7 +35,7 @@ def running(command, env, port, log_path):
                 process.wait()
 
 
-def wait_until_healthy(port, process, log_path, timeout=30):
+def wait_until_healthy(port, process, log_path, timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -82,20 +82,27 @@ class TestRestMessages:
         send(client, room, "Biscuit keeps scratching", "c-2")
         send(client, room, "Since Monday", "c-3", token_key="owner_token")
         send(client, room, "Any redness?", "d-1", token_key="doctor_token")
-        listed = client.get(room["messages_url"], headers=bearer(room["doctor_token"])).get_json()
+        page = client.get(room["messages_url"], headers=bearer(room["doctor_token"])).get_json()
+        assert {key: page[key] for key in ("page", "per_page", "total")} == {"page": 1, "per_page": 100, "total": 4}
+        listed = page["items"]
         assert [m["body"] for m in listed] == ["Hello doctor", "Biscuit keeps scratching", "Since Monday",
                                               "Any redness?"]
         assert [m["seq"] for m in listed] == [1, 2, 3, 4]
+        assert all(m["attachment_ids"] == [] for m in listed)  # the same as over Socket.IO, never null
         assert db.session.scalar(select(func.count()).select_from(Message)) == 4
 
     def test_catch_up_after_a_message(self, client, room):
         ids = [send(client, room, f"m{n}", f"c{n}").get_json()["id"] for n in range(5)]
         newer = client.get(f"{room['messages_url']}?after={ids[1]}", headers=bearer(room["doctor_token"])).get_json()
-        assert [m["body"] for m in newer] == ["m2", "m3", "m4"]
+        assert [m["body"] for m in newer["items"]] == ["m2", "m3", "m4"] and newer["total"] == 3
+        second = client.get(f"{room['messages_url']}?after={ids[1]}&page=2&per_page=2",
+                            headers=bearer(room["doctor_token"])).get_json()
+        assert [m["body"] for m in second["items"]] == ["m4"] and (second["page"], second["per_page"]) == (2, 2)
         from pawmanity.audit.models import AuditEvent
 
-        read = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.list")).all()
-        assert [(e.actor_role, e.detail["count"]) for e in read] == [("doctor", 3)]
+        read = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "message.list")
+                                  .order_by(AuditEvent.id)).all()
+        assert [(e.actor_role, e.detail["count"]) for e in read] == [("doctor", 3), ("doctor", 1)]
         assert_problem(client.get(f"{room['messages_url']}?after=00000000-0000-4000-8000-000000000000",
                                   headers=bearer(room["doctor_token"])), 404, "unknown_message")
 
@@ -332,5 +339,5 @@ def test_both_sides_sending_at_once_lose_nothing(make_app, gen_user, gen_patient
     for thread in threads:
         thread.join()
     assert statuses == [201] * 40
-    listed = client.get(f"{CONSULTATIONS}/{cid}/messages", headers=bearer(tokens["owner"])).get_json()
+    listed = client.get(f"{CONSULTATIONS}/{cid}/messages", headers=bearer(tokens["owner"])).get_json()["items"]
     assert [m["seq"] for m in listed] == list(range(1, 41))

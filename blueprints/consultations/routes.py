@@ -58,10 +58,10 @@ def end(data, consultation_id):
 @blp.route("/<uuid:consultation_id>/messages", methods=["GET"])
 @blp.auth_required()
 @blp.arguments(MessageQuery, location="query")
-@blp.response(200, MessageOut(many=True))
+@blp.response(200, page_of(MessageOut))
 @blp.errors(404)
 def list_messages(query, consultation_id):
-    """Messages in order; `?after=<message id>` returns only what came after it."""
+    """Messages in order, in the list envelope; `?after=<message id>` returns only what came after it."""
     return messaging.list_messages(current_actor(), consultation_id, **query)
 
 

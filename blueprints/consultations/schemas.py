@@ -66,10 +66,13 @@ class MessageOut(Schema):
     sender_id = fields.String(required=True)
     client_id = fields.String(required=True)
     body = fields.String(required=True)
-    attachment_ids = fields.List(fields.String(), required=True)
+    # [] rather than null when there are none: the same as the Socket.IO `message` event.
+    attachment_ids = fields.Function(lambda message: message.attachment_ids or [], required=True,
+                                     metadata={"type": "array", "items": {"type": "string"}})
     created_at = UTCDateTime(required=True)
 
 
-class MessageQuery(Schema):
-    after = fields.UUID(metadata={"description": "Only messages after this one (to catch up after reconnecting)"})
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+class MessageQuery(PageQuery):
+    after = fields.UUID(metadata={"description": "Only messages after this one (to catch up after reconnecting); "
+                                                "pages then count from there"})
+    per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))

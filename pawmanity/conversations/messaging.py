@@ -18,7 +18,7 @@ from pawmanity.care.models import Upload
 from pawmanity.conversations import consultations
 from pawmanity.conversations.models import Consultation, Message, ReadReceipt
 from pawmanity.core import live
-from pawmanity.core.database import utcnow
+from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
@@ -64,20 +64,20 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
     return message, True
 
 
-def list_messages(actor, consultation_id, *, after=None, limit=100):
+def list_messages(actor, consultation_id, *, after=None, page=1, per_page=100):
     consultation = consultations.visible(actor, consultation_id)
-    query = select(Message).where(Message.consultation_id == consultation.id).order_by(Message.seq).limit(limit)
+    query = select(Message).where(Message.consultation_id == consultation.id).order_by(Message.seq)
     if after is not None:
         anchor = db.session.scalar(select(Message.seq).where(Message.id == after,
                                                              Message.consultation_id == consultation.id))
         if anchor is None:
             raise NotFound("`after` names no message of this consultation.", code="unknown_message")
         query = query.where(Message.seq > anchor)
-    messages = db.session.scalars(query).all()
+    listed = paginate(query, page=page, per_page=per_page)
     trail.record("message.list", actor, object_type="consultation", object_id=consultation.id,
-                 detail={"count": len(messages)})
+                 detail={"count": len(listed["items"])})
     db.session.commit()
-    return messages
+    return listed
 
 
 def mark_read(actor, consultation_id, message_id, *, skip_sid=None):

@@ -80,7 +80,7 @@
       $("conversation").hidden = false;
       // Catch up on anything missed while away, then mark it read.
       const after = state.lastMessageId ? "?after=" + state.lastMessageId : "";
-      const missed = await api("/consultations/" + consultationId + "/messages" + after);
+      const missed = (await api("/consultations/" + consultationId + "/messages" + after)).items;
       missed.forEach(show);
       if (missed.length) state.socket.emit("read", { consultation_id: consultationId, message_id: missed[missed.length - 1].id });
     });
