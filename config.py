@@ -14,6 +14,7 @@ INSTANCE_PATH = Path(os.environ.get("PAWMANITY_INSTANCE_DIR", BASE_DIR / "instan
 
 # Plugins load in this order; a third-party plugin joins by naming its dotted path.
 DEFAULT_PLUGINS = (
+    "blueprints.home",
     "blueprints.health",
     "blueprints.auth",
     "blueprints.admin",

@@ -16,6 +16,7 @@ from pawmanity.core.errors import register_error_handlers
 from pawmanity.core.extensions import (
     api,
     celery_init_app,
+    cors,
     db,
     docstore,
     jwt,
@@ -107,11 +108,24 @@ def register_extensions(app):
     docstore.init_app(app)
     redis_client.init_app(app)
     api.init_app(app)
+    register_cors(app)
     register_socketio(app)
     # Every Socket.IO connection, even to the default namespace, must present a valid access token.
     socketio.on_namespace(AuthenticatedNamespace("/"))
     celery_init_app(app)
     init_observability(app)
+
+
+def register_cors(app):
+    # Browser front ends on other origins: the same allow-list as Socket.IO's; none configured = same origin only.
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": list(app.config["SOCKETIO_CORS_ORIGINS"])}},
+        allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+        expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID", "X-RateLimit-Limit",
+                        "X-RateLimit-Remaining", "X-RateLimit-Reset"],
+        max_age=600,
+    )
 
 
 def register_socketio(app):

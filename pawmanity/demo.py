@@ -55,6 +55,12 @@ DEMO_PATIENTS = {
 }
 
 
+def loaded_accounts():
+    """The demo accounts present in this database, for the front page (empty when demo data is not loaded)."""
+    emails = [email for email, *_ in DEMO_ACCOUNTS]
+    return db.session.scalars(select(User).where(User.email.in_(emails)).order_by(User.role, User.email)).all()
+
+
 def load(*, actor):
     lines = []
     for email, full_name, role, doctor in DEMO_ACCOUNTS:

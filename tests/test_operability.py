@@ -90,3 +90,45 @@ def test_one_json_access_line_per_request_names_the_user(client, gen_user, token
                      "request_id": response.headers["X-Request-ID"]}
     assert first["duration_ms"] >= 0
     assert second["user_id"] is None and second["status"] == 200
+
+
+def test_the_front_page_links_to_the_docs_and_pages(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    for link in ('href="/api/docs"', 'href="/chat"', 'href="/video"', 'href="/api/v1/health"'):
+        assert link in html
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "Demo accounts" not in html
+
+
+def test_the_front_page_lists_demo_accounts_once_loaded_but_not_in_production(make_app):
+    from pawmanity import demo
+    from pawmanity.identity.actor import Actor
+
+    app = make_app()
+    with app.app_context():
+        demo.load(actor=Actor(role="system", ip="test"))
+    html = app.test_client().get("/").get_data(as_text=True)
+    assert "dr.rivera@happypaws.example" in html and demo.DEMO_PASSWORD in html
+    production = make_app(REQUIRE_REAL_SECRETS=True).test_client().get("/").get_data(as_text=True)
+    assert "dr.rivera@happypaws.example" not in production and demo.DEMO_PASSWORD not in production
+
+
+def test_rest_answers_cors_for_the_configured_origins_only(make_app):
+    client = make_app(SOCKETIO_CORS_ORIGINS=("https://app.clinic.example",)).test_client()
+    preflight = client.options("/api/v1/auth/me", headers={
+        "Origin": "https://app.clinic.example", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "Authorization"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.clinic.example"
+    assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    answer = client.get("/api/v1/health", headers={"Origin": "https://app.clinic.example"})
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://app.clinic.example"
+    assert "X-Request-ID" in answer.headers["Access-Control-Expose-Headers"]
+    stranger = client.get("/api/v1/health", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+
+
+def test_without_configured_origins_there_is_no_cors(client):
+    answer = client.get("/api/v1/health", headers={"Origin": "https://app.clinic.example"})
+    assert "Access-Control-Allow-Origin" not in answer.headers

@@ -4,6 +4,7 @@ Nothing here opens a connection: each object connects lazily, on first use, insi
 """
 
 from celery import Celery, Task
+from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -31,6 +32,7 @@ migrate = Migrate()
 jwt = JWTManager()
 api = PawmanityApi()
 socketio = SocketIO()
+cors = CORS()
 mail = Mail()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 docstore = DocStore()
