@@ -142,7 +142,8 @@ class Config:
         },
     }
 
-    # OpenAPI document and Swagger UI
+    # OpenAPI document and Swagger UI; PUBLIC_URL is the base URL clients are told to use
+    PUBLIC_URL = os.environ.get("PAWMANITY_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
     API_TITLE = "PAWMANITY"
     API_VERSION = "v1"
     OPENAPI_VERSION = "3.0.3"

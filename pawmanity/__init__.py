@@ -11,7 +11,7 @@ from pawmanity import metadata  # noqa: F401  (every model registered before mig
 from pawmanity.care import patients
 from pawmanity.cli import register_commands
 from pawmanity.core import ratelimits  # noqa: F401  (registers the limiter's request filter)
-from pawmanity.core.api import require_json_bodies
+from pawmanity.core.api import locate_created, require_json_bodies
 from pawmanity.core.errors import register_error_handlers
 from pawmanity.core.extensions import (
     api,
@@ -157,3 +157,4 @@ def connect_domain_events():
 
 def register_request_hooks(app):
     app.before_request(require_json_bodies)
+    app.after_request(locate_created)

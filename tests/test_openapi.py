@@ -95,3 +95,27 @@ def test_api_conforms_to_its_spec(case, admin_token):
     # input may still get a documented 404/409/422. Every other check runs, including "no 5xx" and
     # response/status/content-type conformance.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+def test_every_operation_has_a_unique_operation_id_and_the_document_names_its_server(client):
+    spec = client.get(SPEC).get_json()
+    ids = [operation["operationId"] for operations in spec["paths"].values()
+           for method, operation in operations.items() if method != "parameters"]
+    assert len(ids) == len(set(ids)) and all(ids)
+    assert spec["paths"]["/api/v1/patients"]["post"]["operationId"] == "patients_create_patient"
+    assert spec["servers"] == [{"url": "http://127.0.0.1:5000", "description": "This deployment"}]
+
+
+def test_created_resources_are_located(client, gen_user, tokens_for):
+    from tests.support import bearer
+
+    registered = client.post("/api/v1/auth/register", json={
+        "email": "new@example.com", "password": "a sound passphrase", "full_name": "New", "role": "patient"})
+    assert registered.status_code == 201 and registered.headers["Location"] == "/api/v1/auth/me"
+    headers = bearer(tokens_for(gen_user(role="patient"))["access_token"])
+    created = client.post("/api/v1/patients", headers=headers, json={"name": "Biscuit", "species": "dog",
+                                                                    "sex": "male"})
+    assert created.status_code == 201, created.get_json()
+    location = created.headers["Location"]
+    assert location == f"/api/v1/patients/{created.get_json()['id']}"
+    assert client.get(location, headers=headers).status_code == 200

@@ -26,8 +26,8 @@ def login_email_key():
 @blp.response(201, UserOut)
 @blp.errors(409, 415)
 def register(data):
-    """Create a patient or doctor account."""
-    return accounts.register(actor=current_actor(), **data)
+    """Create a patient or doctor account. Location names the account as its owner reads it once signed in."""
+    return accounts.register(actor=current_actor(), **data), 201, {"Location": f"{API_PREFIX}/auth/me"}
 
 
 @blp.route("/login", methods=["POST"])

@@ -5,12 +5,12 @@ from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import request, send_from_directory
+from flask import current_app, request, send_from_directory
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from pawmanity.core.errors import PROBLEM_MIMETYPE, Forbidden, PreconditionFailed, PreconditionRequired
 from pawmanity.core.schemas import ProblemSchema
@@ -27,6 +27,8 @@ class PawmanityApi(flask_smorest.Api):
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
+            # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
+            "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
             **(spec_kwargs or {}),
         }
         super().init_app(app, spec_kwargs=spec_kwargs)
@@ -78,6 +80,16 @@ class StrictParser(FlaskParser):
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
+    def register_views_in_doc(self, api, app, spec, *, name, parameters):
+        # Every operation gets a stable operationId (`<blueprint>_<view>`), which generated clients and Postman
+        # use to name their methods; a view serving several methods adds the method.
+        for endpoint, info in self._docs.items():
+            methods = [method for method in info if method != "parameters"]
+            for method in methods:
+                operation_id = f"{name}_{endpoint}" + (f"_{method}" if len(methods) > 1 else "")
+                info[method].setdefault("manual_doc", {}).setdefault("operationId", operation_id)
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
     def auth_required(self, *roles):
         """Require a valid access token (401) and, when roles are named, one of them (403).
 
@@ -110,6 +122,30 @@ class Blueprint(flask_smorest.Blueprint):
             return view
 
         return decorator
+
+
+def locate_created(response):
+    """201 answers carry Location. A PUT that created names itself; a POST that created `{"id": ...}` names
+    `<collection>/<id>` or, for an action under a collection (`/appointments/earliest`), `<parent>/<id>`: whichever
+    the API serves with GET, so Location never points at nothing. Views may set their own."""
+    if response.status_code != 201 or "Location" in response.headers:
+        return response
+    if request.method == "PUT":
+        response.headers["Location"] = request.path
+        return response
+    created = response.get_json(silent=True) if response.is_json else None
+    if not isinstance(created, dict) or not isinstance(created.get("id"), str):
+        return response
+    path = request.path.rstrip("/")
+    for collection in (path, path.rpartition("/")[0]):
+        location = f"{collection}/{created['id']}"
+        try:
+            current_app.url_map.bind("").match(location, method="GET")
+        except HTTPException:
+            continue
+        response.headers["Location"] = location
+        break
+    return response
 
 
 def require_json_bodies():
