@@ -263,6 +263,34 @@ class TestListsAndCalendar:
         assert event.decoded("DTSTART") == next_slot(hour=9)
         assert b"Itchy" not in response.data
 
+    def test_calendar_apps_subscribe_to_a_secret_url(self, client, auth, scene, gen_appointment, gen_user):
+        from pawmanity.audit.models import AuditEvent
+
+        gen_appointment(scene["doctor"], scene["pet"], next_slot(hour=9), status="confirmed")
+        issued = client.post(f"{APPOINTMENTS}/calendar-feed", headers=auth(scene["owner"]))
+        assert issued.status_code == 201
+        url = issued.get_json()["url"]
+        assert url.startswith("http://127.0.0.1:5000/api/v1/appointments/calendar/") and url.endswith(".ics")
+        path = url.removeprefix("http://127.0.0.1:5000")
+        feed = client.get(path)  # no bearer token: calendar apps cannot send one
+        assert feed.status_code == 200 and feed.mimetype == "text/calendar"
+        assert feed.headers["Cache-Control"] == "no-store"
+        events = [c for c in Calendar.from_ical(feed.data).walk() if c.name == "VEVENT"]
+        assert len(events) == 1 and "Biscuit" in str(events[0]["SUMMARY"])
+        used = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "appointment.calendar")).all()
+        assert [(e.actor_id, e.detail["via"]) for e in used] == [(scene["owner"].id, "calendar_feed")]
+
+        rotated = client.post(f"{APPOINTMENTS}/calendar-feed", headers=auth(scene["owner"])).get_json()["url"]
+        assert rotated != url
+        assert_problem(client.get(path), 404)  # the old URL died with the rotation
+        new_path = rotated.removeprefix("http://127.0.0.1:5000")
+        assert client.get(new_path).status_code == 200
+        assert client.delete(f"{APPOINTMENTS}/calendar-feed", headers=auth(scene["owner"])).status_code == 204
+        assert_problem(client.get(new_path), 404)
+        assert_problem(client.delete(f"{APPOINTMENTS}/calendar-feed", headers=auth(scene["owner"])), 404,
+                       "no_calendar_feed")
+        assert_problem(client.get(f"{APPOINTMENTS}/calendar/guess.ics"), 404)
+
 
 @postgres_only
 @pytest.mark.parametrize("contenders", [20])

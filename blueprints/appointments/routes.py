@@ -1,4 +1,4 @@
-from flask import current_app
+from flask import current_app, url_for
 
 from blueprints.appointments.calendar import calendar_feed
 from blueprints.appointments.schemas import (
@@ -6,10 +6,11 @@ from blueprints.appointments.schemas import (
     AppointmentOut,
     BookEarliestIn,
     BookIn,
+    CalendarFeedOut,
     CancelIn,
     RescheduleIn,
 )
-from pawmanity.appointments import booking
+from pawmanity.appointments import booking, feeds
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.schemas import page_of
 from pawmanity.identity.security import current_actor
@@ -57,6 +58,37 @@ def calendar():
     body = calendar_feed(booking.calendar_appointments(current_actor()))
     return current_app.response_class(body, mimetype="text/calendar",
                                       headers={"Content-Disposition": 'inline; filename="pawmanity.ics"'})
+
+
+@blp.route("/calendar-feed", methods=["POST"])
+@blp.auth_required()
+@blp.response(201, CalendarFeedOut)
+def create_calendar_feed():
+    """A secret URL calendar apps can subscribe to (they cannot send a bearer token). Shown once; asking again
+    rotates it and the old URL stops working. Treat it like a password."""
+    secret, feed = feeds.issue(current_actor())
+    url = current_app.config["PUBLIC_URL"] + url_for("appointments.calendar_by_secret", secret=secret)
+    return {"url": url, "created_at": feed.created_at}
+
+
+@blp.route("/calendar-feed", methods=["DELETE"])
+@blp.auth_required()
+@blp.response(204)
+@blp.errors(404)
+def revoke_calendar_feed():
+    """Revoke your calendar feed URL."""
+    feeds.revoke(current_actor())
+
+
+@blp.route("/calendar/<string:secret>.ics", methods=["GET"])
+@blp.response(200, content_type="text/calendar", description="iCalendar (RFC 5545) feed")
+@blp.errors(404)
+def calendar_by_secret(secret):
+    """Your appointments as an iCalendar feed, for calendar apps: the URL is the credential."""
+    body = calendar_feed(feeds.appointments_for_secret(secret, current_actor()))
+    return current_app.response_class(body, mimetype="text/calendar",
+                                      headers={"Content-Disposition": 'inline; filename="pawmanity.ics"',
+                                               "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 @blp.route("/<uuid:appointment_id>", methods=["GET"])

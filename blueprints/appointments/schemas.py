@@ -66,3 +66,8 @@ class AppointmentListQuery(PageQuery):
     status = fields.String(validate=validate.OneOf(APPOINTMENT_STATUSES))
     since = UTCDateTime(data_key="from")
     until = UTCDateTime(data_key="to")
+
+
+class CalendarFeedOut(Schema):
+    url = fields.String(required=True, metadata={"description": "Subscribe to this URL; it is shown only now"})
+    created_at = UTCDateTime(required=True)

@@ -166,7 +166,7 @@ def visible_appointments_query(actor):
                                       Guardianship.user_id == actor.user_id))
 
 
-def calendar_appointments(actor):
+def calendar_appointments(actor, *, via="bearer_token"):
     """The last 30 days and everything ahead (at most 500), so the feed never freezes on old entries."""
     since = utcnow() - timedelta(days=30)
     query = visible_appointments_query(actor).where(Appointment.status != "cancelled",
@@ -174,7 +174,7 @@ def calendar_appointments(actor):
         .order_by(Appointment.start_at).limit(500)
     appointments = db.session.scalars(query).all()
     trail.record("appointment.calendar", actor, object_type="appointment",
-                 detail={"count": len(appointments)})
+                 detail={"count": len(appointments), "via": via})
     db.session.commit()
     return appointments
 

@@ -52,8 +52,10 @@ def init_observability(app):
         latency.labels(request.method, endpoint).observe(duration)
         response.headers[REQUEST_ID_HEADER] = g.request_id
         user_id = g.get("user_id")
+        # A URL that is itself a credential (a calendar feed's secret) is logged as its rule, never as sent.
+        path = endpoint if request.view_args and "secret" in request.view_args else request.path
         access_log.info(json.dumps({
-            "event": "request", "method": request.method, "path": request.path, "status": response.status_code,
+            "event": "request", "method": request.method, "path": path, "status": response.status_code,
             "duration_ms": round(duration * 1000, 2), "user_id": str(user_id) if user_id else None,
             "request_id": g.request_id,
         }))
