@@ -1,5 +1,7 @@
 """POST /ai/diagnoses: assessments for patients the caller may act for, every one logged, none lost."""
 
+from datetime import date, timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -19,7 +21,8 @@ def body(patient, *codes, severity=6, days=1.0, **extra):
 @pytest.fixture
 def owner_and_dog(gen_user, gen_patient):
     owner = gen_user()
-    return owner, gen_patient(owner, species="dog", name="Biscuit", sex="male_neutered")
+    return owner, gen_patient(owner, species="dog", name="Biscuit", sex="male_neutered",
+                              date_of_birth=date.today() - timedelta(days=4 * 365))
 
 
 def logs():

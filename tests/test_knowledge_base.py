@@ -80,7 +80,7 @@ def test_conditions_are_listed_with_urgency_and_sources(client, auth, gen_user):
     body = client.get("/api/v1/ai/conditions?species=cat", headers=auth(gen_user())).get_json()
     blocked = next(item for item in body["items"] if item["code"] == "urethral_obstruction")
     assert blocked["urgency"] == 5 and blocked["urgency_label"] == "emergency now"
-    assert blocked["specialist"] == "emergency_veterinary" and blocked["sources"]
+    assert blocked["specialist"] == "emergency_medicine" and blocked["sources"]
 
 
 @pytest.mark.parametrize("query, status", [("", 422), ("?species=dragon", 422), ("?species=rabbit", 422)])
@@ -100,7 +100,15 @@ def invoke(app, *args):
         return app.test_cli_runner().invoke(args=list(args))
 
 
-def test_train_reports_metrics_and_activates(model_app, auth, gen_user):
+@pytest.fixture
+def gate_passes(monkeypatch):
+    # Small test models are not what ships; the gate itself is tested on the shipped model (test_release_gate.py).
+    from pawmanity.services import triage_evaluation
+
+    monkeypatch.setattr(triage_evaluation, "gate", lambda report: (True, []))
+
+
+def test_train_reports_metrics_and_activates(model_app, auth, gen_user, gate_passes):
     result = invoke(model_app, "ai", "train", "--seed", "7")
     assert result.exit_code == 0, result.output
     assert "top-1" in result.output and "urgency recall by level" in result.output
@@ -117,11 +125,12 @@ def test_the_same_seed_gives_the_same_data(model_app):
 
     kb = knowledge_base()
     first, second = generate(kb, "dog", 300, seed=5), generate(kb, "dog", 300, seed=5)
-    assert (first[0] == second[0]).all() and list(first[1]) == list(second[1])
+    assert (first.present == second.present).all() and list(first.conditions) == list(second.conditions)
+    assert (first.duration_bin == second.duration_bin).all() and (first.age_bin == second.age_bin).all()
     assert dataset_hash(kb, "dog", 300, 5) != dataset_hash(kb, "dog", 300, 6)
 
 
-def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user):
+def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user, gate_passes):
     from pawmanity.services import triage_model
 
     client, headers = model_app.test_client(), auth(gen_user())
@@ -138,7 +147,7 @@ def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user)
     assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == second
 
 
-def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user):
+def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user, gate_passes):
     from pawmanity.services import triage_model
 
     client, headers = model_app.test_client(), auth(gen_user())

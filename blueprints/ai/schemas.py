@@ -52,7 +52,16 @@ class SymptomIn(Schema):
     duration_days = fields.Float(required=True, validate=validate.Range(min=0, max=3650))
 
 
-class DiagnosisIn(Schema):
+class PatientAgeIn(Schema):
+    age_years = fields.Float(validate=validate.Range(min=0, max=200), metadata={
+        "description": "Required (or age_band) when the record has no date of birth; refused outside what the "
+                       "species lives"})
+    age_band = fields.String(validate=validate.Length(min=1, max=32), metadata={
+        "description": "human: infant, toddler, child, adolescent, young_adult, middle_aged, older_adult; "
+                       "dog/cat: puppy or kitten, young_adult, adult, senior"})
+
+
+class DiagnosisIn(PatientAgeIn):
     patient_id = fields.UUID(required=True)
     symptoms = fields.List(fields.Nested(SymptomIn), required=True, validate=validate.Length(min=1, max=30))
     notes = fields.String(validate=validate.Length(max=2000))
@@ -64,6 +73,21 @@ class RankedConditionOut(Schema):
     code = fields.String(required=True)
     name = fields.String(required=True)
     probability = fields.Float(required=True)
+    urgency = fields.Integer()
+
+
+class EarliestBookingOut(Schema):
+    method = fields.String(required=True)
+    url = fields.String(required=True)
+    body = fields.Dict(required=True)
+
+
+class BookingOut(Schema):
+    specialty = fields.String(required=True)
+    species = fields.String(required=True)
+    doctors_url = fields.String(required=True, metadata={"description": "GET /doctors filtered to the specialty "
+                                                                        "and the patient's species"})
+    earliest_appointment = fields.Nested(EarliestBookingOut, required=True)
 
 
 class UrgencyOut(Schema):
@@ -85,8 +109,11 @@ class DiagnosisOut(Schema):
     conditions = fields.List(fields.Nested(RankedConditionOut), required=True)
     urgency = fields.Nested(UrgencyOut, required=True)
     recommendations = fields.List(fields.String(), required=True)
-    specialist = fields.String(required=True)
+    specialist = fields.String(required=True, metadata={"description": "A doctor-directory specialty code"})
+    booking = fields.Nested(BookingOut)
     low_confidence = fields.Boolean(required=True)
+    not_recognised = fields.Boolean(metadata={"description": "The symptoms fit no condition the checker knows "
+                                                             "well; no condition is named"})
     model = fields.Nested(ModelRefOut, required=True)
     disclaimer = fields.String(required=True)
 
