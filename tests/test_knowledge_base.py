@@ -158,3 +158,83 @@ def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user, gate_pass
         (triage_model.model_dir() / active / "models.joblib").write_bytes(b"not a model")
     model_app.extensions.pop("triage_model", None)  # as a fresh server process would start
     assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")
+
+
+ISSUE_11_CONDITIONS = {
+    "human": "meningitis sepsis pulmonary_embolism deep_vein_thrombosis anaphylaxis asthma_exacerbation "
+             "copd_exacerbation pneumothorax appendicitis cholecystitis pancreatitis bowel_obstruction gi_bleed "
+             "diabetic_ketoacidosis ectopic_pregnancy testicular_torsion pyelonephritis kidney_stones cellulitis "
+             "shingles malaria dengue typhoid_fever travellers_diarrhoea hepatitis_a",
+    "dog": "gastric_dilatation_volvulus foreign_body_obstruction pyometra intervertebral_disc_disease trauma "
+           "urinary_obstruction anticoagulant_rodenticide chocolate_toxicity xylitol_toxicity grape_toxicity "
+           "heatstroke dystocia addisons_crisis immune_mediated_haemolytic_anaemia",
+    "cat": "urethral_obstruction congestive_heart_failure aortic_thromboembolism hepatic_lipidosis lily_toxicity "
+           "permethrin_toxicity",
+}
+
+
+@pytest.mark.parametrize("species, at_least", [("human", 80), ("dog", 45), ("cat", 35)])
+def test_the_knowledge_base_is_broad(species, at_least):
+    conditions = knowledge_base().conditions[species]
+    assert len(conditions) >= at_least and set(ISSUE_11_CONDITIONS[species].split()) <= set(conditions)
+
+
+@pytest.mark.parametrize("species", ["human", "dog", "cat"])
+def test_every_symptom_offered_is_used_by_a_condition_of_that_species(species):
+    kb = knowledge_base()
+    used = set().union(*(condition.symptoms for condition in kb.conditions[species].values()))
+    assert set(kb.symptoms_for(species)) - used == set()
+
+
+def test_every_condition_has_a_sourced_course_and_a_directory_specialty():
+    kb = knowledge_base()
+    for conditions in kb.conditions.values():
+        for condition in conditions.values():
+            assert condition.specialist in kb.specialties
+            assert condition.course_sources and set(condition.course_sources) <= set(kb.sources)
+            assert 0 < condition.duration_days[0] <= condition.duration_days[1]
+            assert 1 <= condition.severity[0] <= condition.severity[1] <= 10
+    from pawmanity.services.doctors import normalize_specialty
+
+    assert all(normalize_specialty(code) == code for code in kb.specialties)
+
+
+def test_severity_and_duration_come_from_the_course_not_the_urgency():
+    """Two emergencies with different courses: a meningitis of days, a heart attack of hours."""
+    from pawmanity.services.triage_data import generate
+
+    kb = knowledge_base()
+    cases = generate(kb, "human", 0, seed=4)
+    meningitis = cases.duration_bin[cases.conditions == "meningitis"]
+    infarction = cases.duration_bin[cases.conditions == "myocardial_infarction"]
+    assert kb.conditions["human"]["meningitis"].urgency == kb.conditions["human"]["myocardial_infarction"].urgency
+    assert meningitis.mean() > infarction.mean() + 0.5  # duration bins: <6 h, <1 d, <3 d, <7 d, <30 d, longer
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"].update(specialist="veterinary_wizardry"), "directory"),
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"]["course"].update(days=[3, 1]), "course"),
+    (lambda raw: raw["red_flags"]["trauma"].update(sources=[]), "cites"),
+])
+def test_a_knowledge_base_without_sources_or_codes_is_refused(breakage, message):
+    import copy
+    from importlib import resources
+
+    import yaml
+
+    raw = yaml.safe_load(resources.files("pawmanity.data").joinpath("knowledge_base.yaml").read_text())
+    broken = copy.deepcopy(raw)
+    breakage(broken)
+    with pytest.raises(KnowledgeBaseError, match=re.escape(message)):
+        parse(broken)
+
+
+def test_a_model_failing_the_gate_is_stored_but_not_activated(model_app, monkeypatch):
+    from pawmanity.services import triage_evaluation, triage_model
+
+    monkeypatch.setattr(triage_evaluation, "gate", lambda report: (False, ["dog: emergencies not at level 5: D01"]))
+    result = invoke(model_app, "ai", "train", "--seed", "3")
+    assert result.exit_code != 0 and "release gate: FAIL" in result.output and "D01" in result.output
+    with model_app.app_context():
+        assert not (triage_model.model_dir() / "ACTIVE").exists()
+        assert len([p for p in triage_model.model_dir().iterdir() if p.is_dir()]) == 1

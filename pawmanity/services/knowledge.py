@@ -64,7 +64,9 @@ class RedFlag:
         if self.sexes and sex is not None and sex not in self.sexes:
             return False
         youngest, oldest = age_range
-        if self.min_age_years is not None and oldest is not None and oldest < self.min_age_years:
+        band = youngest is not None and oldest is not None and oldest > youngest  # [youngest, oldest): upper open
+        if self.min_age_years is not None and oldest is not None and (
+                oldest <= self.min_age_years if band else oldest < self.min_age_years):
             return False
         if self.max_age_years is not None and youngest is not None and youngest > self.max_age_years:
             return False

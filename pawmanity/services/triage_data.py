@@ -14,7 +14,7 @@ import numpy as np
 
 BACKGROUND_RATE = 0.03
 MIN_CASES_PER_CONDITION = 60
-OUT_OF_RANGE_AGE_RATE = 0.03    # a condition seen outside its typical ages (anywhere in the species' life)
+OUT_OF_RANGE_AGE_RATE = 0.05    # a condition seen outside its typical ages (see atypical_ages)
 LOOSE_REPORT_RATE = 0.15        # severity and duration reported at random rather than from the course
 SEXES = ("female", "male")
 # Illness duration (days) and worst severity are binned; the edges are the usual triage questions ("since when?").
@@ -105,7 +105,8 @@ def generate(kb, species, n_cases, seed):
         condition = conditions[pick]
         low, high = condition.age_years
         high = min(high, max_age)
-        ages[row] = rng.uniform(low, high) if rng.random() >= OUT_OF_RANGE_AGE_RATE else rng.uniform(0, max_age)
+        ages[row] = rng.uniform(low, high) if rng.random() >= OUT_OF_RANGE_AGE_RATE \
+            else rng.uniform(*atypical_ages(condition, max_age))
         male_share = condition.sex.get("male", 1 - condition.sex.get("female", 0.5)) if condition.sex else 0.5
         males[row] = rng.random() < male_share
         if rng.random() < LOOSE_REPORT_RATE:
@@ -119,6 +120,13 @@ def generate(kb, species, n_cases, seed):
                  duration_bin=durations, severity_bin=severities,
                  conditions=np.array([conditions[pick].code for pick in picks]),
                  urgencies=np.array([conditions[pick].urgency for pick in picks]))
+
+
+def atypical_ages(condition, max_age):
+    """Where a condition's atypical cases fall: down to half its youngest typical age, a quarter of its range beyond
+    its oldest. Never anywhere in life: a heart attack is rare at 25, unheard of in a newborn."""
+    low, high = condition.age_years[0], min(condition.age_years[1], max_age)
+    return low / 2, min(max_age, high + (high - low) / 4)
 
 
 def dataset_hash(kb, species, n_cases, seed):

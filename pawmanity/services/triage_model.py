@@ -29,7 +29,8 @@ from sqlalchemy import select
 from pawmanity.errors import ServiceUnavailable
 from pawmanity.services.knowledge import knowledge_base
 from pawmanity.services.triage_data import (
-    DURATION_EDGES, SEVERITY_EDGES, Cases, dataset_hash, duration_bin, features_for, generate, severity_bin,
+    DURATION_EDGES, OUT_OF_RANGE_AGE_RATE, SEVERITY_EDGES, Cases, atypical_ages, dataset_hash, duration_bin,
+    features_for, generate, severity_bin,
 )
 
 MODEL_NAME = "pawmanity-triage"
@@ -38,7 +39,11 @@ SPECIES = ("human", "dog", "cat")
 FEEDBACK_WEIGHT = 5        # a confirmed real case counts as this many synthetic ones
 UNMENTIONED_WEIGHT = 0.3   # set a priori (people under-report); never tuned on the held-out vignettes
 SYMPTOM_SMOOTHING = 2.0    # pseudo-cases at the background rate
-BIN_SMOOTHING = 0.5        # pseudo-count per age, duration and severity bin
+BIN_SMOOTHING = 0.5        # pseudo-count per duration and severity bin
+# Age: smoothed toward the knowledge base's own statement (the condition's typical ages, plus the small share seen at
+# any age) with this many pseudo-cases, so a rare condition's age profile does not hinge on a handful of draws and
+# an age the condition does not occur at stays near impossible (a newborn does not have a heart attack).
+AGE_PRIOR_CASES = 20.0
 
 
 def train(*, cases_per_species, seed, holdout=0.2, with_feedback=False, progress=None):
@@ -90,10 +95,11 @@ def fit(kb, species, cases):
         mine = cases.conditions == code
         n = int(mine.sum())
         p_symptom[row] = (cases.present[mine].sum(axis=0) + SYMPTOM_SMOOTHING * 0.03) / (n + SYMPTOM_SMOOTHING)
-        for target, values, size in ((log_age, cases.age_bin, n_bins["age"]),
-                                     (log_duration, cases.duration_bin, n_bins["duration"]),
-                                     (log_severity, cases.severity_bin, n_bins["severity"])):
-            counts = np.bincount(values[mine], minlength=size) + BIN_SMOOTHING
+        age_prior = AGE_PRIOR_CASES * _age_shares(conditions[code], features.age_bands, kb.max_age_years[species])
+        for target, values, size, smoothing in ((log_age, cases.age_bin, n_bins["age"], age_prior),
+                                                (log_duration, cases.duration_bin, n_bins["duration"], BIN_SMOOTHING),
+                                                (log_severity, cases.severity_bin, n_bins["severity"], BIN_SMOOTHING)):
+            counts = np.bincount(values[mine], minlength=size) + smoothing
             target[row] = np.log(counts / counts.sum())
         males = (cases.male[mine].sum() + 1) / (n + 2)
         log_male[row] = np.log([1 - males, males])
@@ -103,6 +109,21 @@ def fit(kb, species, cases):
             "log_prior": np.log(priors / priors.sum()), "p_symptom": p_symptom.astype(np.float32),
             "log_age": log_age.astype(np.float32), "log_male": log_male.astype(np.float32),
             "log_duration": log_duration.astype(np.float32), "log_severity": log_severity.astype(np.float32)})
+
+
+def _age_shares(condition, bands, max_age):
+    """The share of a condition's cases in each age band, as the knowledge base states it (the generator's own
+    distribution: typical ages, plus OUT_OF_RANGE_AGE_RATE spread over the atypical ones)."""
+    low, high = condition.age_years[0], min(condition.age_years[1], max_age)
+    atypical_low, atypical_high = atypical_ages(condition, max_age)
+
+    def overlap(a, b, c, d):
+        return max(0.0, min(b, d) - max(a, c))
+
+    shares = np.array([(1 - OUT_OF_RANGE_AGE_RATE) * overlap(b_low, b_high, low, high) / max(high - low, 1e-9)
+                       + OUT_OF_RANGE_AGE_RATE * overlap(b_low, b_high, atypical_low, atypical_high)
+                       / max(atypical_high - atypical_low, 1e-9) for _, b_low, b_high in bands])
+    return shares + 1e-6
 
 
 DERIVED = ("log_p", "log_q", "log_q_total")

@@ -1,0 +1,39 @@
+"""The shipped model passes the release gate on the held-out vignettes, and `flask ai evaluate` shows it."""
+
+from pawmanity.services import triage_evaluation, triage_model
+
+
+def test_the_vignette_set_is_big_enough_and_cited():
+    cases = triage_evaluation.vignettes()
+    for species, at_least in (("human", 80), ("dog", 40), ("cat", 30)):
+        mine = [case for case in cases if case["species"] == species]
+        assert len(mine) >= at_least
+        assert sum(case["urgency"] == 5 for case in mine) >= len(mine) / 3
+    assert all(case["source"] and case["text"] and case["symptoms"] for case in cases)
+    assert len({case["id"] for case in cases}) == len(cases)
+
+
+def test_the_shipped_model_passes_the_gate(app):
+    report = triage_evaluation.evaluate(triage_model.active())
+    passed, failures = triage_evaluation.gate(report)
+    assert passed, failures
+    for figures in report.values():
+        assert figures["emergencies_at_5"] == 1 and figures["self_care_for_care"] == 0
+        assert figures["top3_covered"] >= triage_evaluation.GATE_TOP3
+
+
+def test_the_gate_refuses_a_missed_emergency_or_self_care_for_a_sick_case():
+    report = triage_evaluation.evaluate(cases=[
+        {"id": "X1", "species": "dog", "condition": "trauma", "urgency": 5, "symptoms": {}},
+        {"id": "X2", "species": "cat", "condition": "dental_disease", "urgency": 2, "symptoms": {}},
+    ], assess_case=lambda case: (["trauma", "dental_disease"], 4 if case["id"] == "X1" else 1))
+    passed, failures = triage_evaluation.gate(report)
+    assert not passed and any("X1" in line for line in failures) and any("self-care" in line for line in failures)
+    assert report["dog"]["under_triage_rate"] == 1 and report["cat"]["top1_covered"] == 0
+
+
+def test_flask_ai_evaluate_prints_the_figures(app):
+    result = app.test_cli_runner().invoke(args=["ai", "evaluate"])
+    assert result.exit_code == 0, result.output
+    for text in ("coverage", "top-1", "top-3", "triage", "under", "emerg@5", "release gate: PASS"):
+        assert text in result.output
