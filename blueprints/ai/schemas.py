@@ -132,3 +132,48 @@ class FeedbackOut(Schema):
     confirmed_condition = fields.String(required=True)
     comment = fields.String(allow_none=True)
     created_at = fields.String(required=True)
+
+
+class InterviewIn(PatientAgeIn):
+    patient_id = fields.UUID(required=True)
+    symptoms = fields.List(fields.Nested(SymptomIn), required=True, validate=validate.Length(min=1, max=30))
+
+
+class AnswerIn(Schema):
+    question_id = fields.String(required=True, validate=validate.Length(min=1, max=16))
+    answer = fields.String(required=True, validate=validate.OneOf(("yes", "no", "unsure")))
+    severity = fields.Integer(validate=validate.Range(min=1, max=10))
+    duration_days = fields.Float(validate=validate.Range(min=0, max=3650))
+
+
+class QuestionOut(Schema):
+    id = fields.String(required=True)
+    code = fields.String(required=True)
+    name = fields.String(required=True)
+    reason = fields.String(required=True, metadata={"description": "red_flag or information_gain"})
+
+
+class AnswerOut(Schema):
+    id = fields.String(required=True)
+    code = fields.String(required=True)
+    answer = fields.String(required=True)
+
+
+class InterimOut(Schema):
+    conditions = fields.List(fields.Nested(RankedConditionOut), required=True)
+    urgency = fields.Nested(UrgencyOut, required=True)
+
+
+class InterviewOut(Schema):
+    id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "asking or finished"})
+    question = fields.Nested(QuestionOut, allow_none=True, metadata={"description": "The next question, while asking"})
+    questions_asked = fields.Integer(required=True)
+    max_questions = fields.Integer(required=True)
+    answers = fields.List(fields.Nested(AnswerOut), required=True)
+    stop_reason = fields.String(allow_none=True, metadata={
+        "description": "red_flag, confident, max_questions or no_useful_question"})
+    interim = fields.Nested(InterimOut, allow_none=True)
+    result = fields.Nested(DiagnosisOut, allow_none=True, metadata={"description": "The final assessment, logged "
+                                                                                  "as a diagnosis"})

@@ -37,8 +37,11 @@ def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False, age_
                           age_range=age_range, latency_ms=latency_ms)
 
 
-def log_assessment(actor, patient, result, *, request, age_range, latency_ms, diagnosis_id=None, extra=None):
-    """Log one assessment (a diagnosis, or an interview's final one) and notify guardians of an emergency."""
+def log_assessment(actor, patient, result, *, request, age_range, latency_ms, diagnosis_id=None, extra=None,
+                   commit=True):
+    """Log one assessment (a diagnosis, or an interview's final one) and notify guardians of an emergency.
+
+    commit=False leaves the transaction to the caller (an interview commits its own row with the log)."""
     diagnosis_id, now = diagnosis_id or uuid.uuid4(), utcnow()
     public = {"id": str(diagnosis_id), "patient_id": str(patient.id), "created_at": _iso(now),
               **{key: result[key] for key in PUBLIC_FIELDS}}
@@ -54,7 +57,8 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
                data={"diagnosis_id": str(diagnosis_id), "patient_id": str(patient.id)})
     if not _store(document):
         db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return public
 
 
@@ -167,6 +171,10 @@ def patient_age_range(patient, *, age_years=None, age_band=None):
         age_years = max((date.today() - patient.date_of_birth).days / 365.25, 0.0)
         age_band = None
     return kb.age_range(patient.species, age_years=age_years, age_band=age_band)
+
+
+def patient_sex(patient):
+    return _sex(patient)
 
 
 def _sex(patient):

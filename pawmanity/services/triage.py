@@ -51,7 +51,7 @@ def assess(species, symptoms, *, age_years=None, age_range=None, sex=None, denie
     """
     kb = knowledge_base()
     known = kb.symptoms_for(species)
-    _check_symptoms(symptoms, known, species)
+    check_symptoms(symptoms, known, species)
     bundle, meta = model or triage_model.active()
     species_model = bundle[species]
     reported = {s["code"]: (s["severity"], s["duration_days"]) for s in symptoms}
@@ -171,7 +171,7 @@ def booking_links(specialty, species):
                                      "body": {"specialty": specialty}}}
 
 
-def _check_symptoms(symptoms, known, species):
+def check_symptoms(symptoms, known, species):
     if not symptoms:
         raise InvalidInput("Give at least one symptom.", errors={"symptoms": ["At least one symptom."]})
     codes = [s["code"] for s in symptoms]
