@@ -111,8 +111,10 @@ def test_the_best_question_is_the_most_informative(app):
         yes = posterior * p / (1 - p) ** triage_model.UNMENTIONED_WEIGHT
         no = posterior * (1 - p) ** (1 - triage_model.UNMENTIONED_WEIGHT)
         p_yes = yes.sum() / (yes.sum() + no.sum())
-        entropy = lambda d: -(d[d > 0] * np.log2(d[d > 0])).sum()  # noqa: E731
-        return entropy(posterior) - p_yes * entropy(yes / yes.sum()) - (1 - p_yes) * entropy(no / no.sum())
+        return _entropy(posterior) - p_yes * _entropy(yes / yes.sum()) - (1 - p_yes) * _entropy(no / no.sum())
+
+    def _entropy(d):
+        return -(d[d > 0] * np.log2(d[d > 0])).sum()
 
     gains = {code: gain(i) for i, code in enumerate(model["symptom_codes"]) if code != "headache"}
     assert chosen["code"] == max(gains, key=gains.get)

@@ -100,8 +100,9 @@ def summary(report, passed, failures):
 
 
 def format_report(report):
-    lines = [f"{'species':8}{'cases':>6}{'coverage':>10}{'top-1':>8}{'top-3':>8}{'triage':>8}{'under':>8}"
-             f"{'emerg@5':>9}{'self-care!':>11}"]
+    header = (f"{'species':8}{'cases':>6}{'coverage':>10}{'top-1':>8}{'top-3':>8}{'triage':>8}{'under':>8}"
+              f"{'emerg@5':>9}{'self-care!':>11}")
+    lines = [header]
     for species, f in report.items():
         def pct(value):
             return "   n/a" if value is None else f"{value:6.1%}"

@@ -257,7 +257,7 @@ def _evaluate(model, cases):
             if (probabilities > 0.15).any() else int(model["urgency"][ranked[0]])
         urgency_hits.setdefault(level, []).append(predicted >= level)
     n = max(len(cases), 1)
-    return {"holdout_cases": int(len(cases)), "top1_accuracy": round(float(top1) / n, 4),
+    return {"holdout_cases": len(cases), "top1_accuracy": round(float(top1) / n, 4),
             "top3_accuracy": round(float(top3) / n, 4),
             "urgency_recall": {str(level): round(float(np.mean(hits)), 4)
                                for level, hits in sorted(urgency_hits.items())}}
