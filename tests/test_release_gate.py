@@ -37,3 +37,14 @@ def test_flask_ai_evaluate_prints_the_figures(app):
     assert result.exit_code == 0, result.output
     for text in ("coverage", "top-1", "top-3", "triage", "under", "emerg@5", "release gate: PASS"):
         assert text in result.output
+
+
+def test_the_weekly_retrain_does_not_activate_a_model_that_fails_the_gate(make_app, tmp_path, monkeypatch):
+    app = make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=600)
+    monkeypatch.setattr(triage_evaluation, "gate", lambda report: (False, ["human: top-3 on covered cases 50%"]))
+    with app.app_context():
+        outcome = triage_model.retrain_if_not_worse()
+        assert outcome["activated"] is False and outcome["gate_failures"] == ["human: top-3 on covered cases 50%"]
+        assert not (triage_model.model_dir() / "ACTIVE").exists()
+        _, meta = triage_model.load(outcome["version"])
+        assert meta["vignettes"]["gate_passed"] is False and meta["vignettes"]["figures"]["dog"]["cases"] >= 40
