@@ -48,3 +48,9 @@ def test_the_weekly_retrain_does_not_activate_a_model_that_fails_the_gate(make_a
         assert not (triage_model.model_dir() / "ACTIVE").exists()
         _, meta = triage_model.load(outcome["version"])
         assert meta["vignettes"]["gate_passed"] is False and meta["vignettes"]["figures"]["dog"]["cases"] >= 40
+
+
+def test_the_model_endpoint_shows_the_gate(client, auth, gen_user):
+    body = client.get("/api/v1/ai/model", headers=auth(gen_user())).get_json()
+    assert body["kind"] == "naive-bayes-1" and body["vignettes"]["gate_passed"] is True
+    assert body["vignettes"]["figures"]["cat"]["emergencies_at_5"] == 1

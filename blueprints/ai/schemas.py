@@ -44,6 +44,9 @@ class ModelOut(Schema):
                                                                    "SHA-256 of each species' training data"})
     metrics = fields.Dict(required=True, metadata={"description": "held-out top-1/top-3 accuracy and urgency "
                                                                   "recall per level, per species"})
+    kind = fields.String(metadata={"description": "the model family (naive-bayes-1)"})
+    vignettes = fields.Dict(metadata={"description": "the release gate on the held-out clinical vignettes: verdict, "
+                                                     "failures and figures per species"})
 
 
 class SymptomIn(Schema):
