@@ -14,7 +14,7 @@ from pawmanity.audit import trail
 from pawmanity.conversations import messaging, video
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
-from pawmanity.triage import classifier, diagnoses
+from pawmanity.triage import classifier, diagnoses, evaluation
 
 CLI_ACTOR = Actor(role="system", ip="cli")
 
@@ -105,10 +105,12 @@ ai_cli = AppGroup("ai", help="The symptom checker's models.")
 @ai_cli.command("train")
 @click.option("--cases", type=int, default=None, help="Synthetic cases per species (default AI_TRAINING_CASES).")
 @click.option("--seed", type=int, default=2026, show_default=True)
-@click.option("--activate/--no-activate", default=True, show_default=True)
+@click.option("--activate/--no-activate", default=True, show_default=True,
+              help="Activate the new version if it passes the release gate (a failing model is stored, never active).")
 @click.option("--with-feedback", is_flag=True, help="Add the cases doctors confirmed to the training part.")
 def ai_train(cases, seed, activate, with_feedback):
-    """Generate cases from the knowledge base, train, print held-out metrics, store (and activate) the version."""
+    """Generate cases from the knowledge base, train, print held-out metrics and the vignette gate, store the version
+    (and activate it if the gate passes)."""
     cases = cases or current_app.config["AI_TRAINING_CASES"]
     with click.progressbar(length=2 * len(classifier.SPECIES), label=f"training on {cases} cases per species",
                            item_show_func=lambda step: step) as bar:
@@ -118,8 +120,36 @@ def ai_train(cases, seed, activate, with_feedback):
         recall = ", ".join(f"{level}: {value:.2f}" for level, value in metrics["urgency_recall"].items())
         click.echo(f"{species:6} top-1 {metrics['top1_accuracy']:.3f}  top-3 {metrics['top3_accuracy']:.3f}  "
                    f"urgency recall by level {{{recall}}}  ({metrics['holdout_cases']} held-out cases)")
-    folder = classifier.save(bundle, meta, activate=activate)
-    click.echo(f"stored {meta['version']} in {folder}{' (active)' if activate else ''}")
+    report = evaluation.evaluate((bundle, meta))
+    passed, failures = evaluation.gate(report)
+    meta["vignettes"] = evaluation.summary(report, passed, failures)
+    _echo_evaluation(report, passed, failures)
+    folder = classifier.save(bundle, meta, activate=activate and passed)
+    click.echo(f"stored {meta['version']} in {folder}{' (active)' if activate and passed else ''}")
+    if activate and not passed:
+        raise click.ClickException("the model failed the release gate and was not activated")
+
+
+@ai_cli.command("evaluate")
+@click.option("--version", default=None, help="A stored model version (default: the active one).")
+def ai_evaluate(version):
+    """Score a model on the held-out clinical vignettes and apply the release gate (exit 1 if it fails)."""
+    model = classifier.load(version) if version else classifier.active()
+    click.echo(f"model {model[1]['version']} on {len(evaluation.vignettes())} held-out vignettes")
+    report = evaluation.evaluate(model)
+    passed, failures = evaluation.gate(report)
+    _echo_evaluation(report, passed, failures)
+    if not passed:
+        raise SystemExit(1)
+
+
+def _echo_evaluation(report, passed, failures):
+    for line in evaluation.format_report(report):
+        click.echo(line)
+    for species, figures in report.items():
+        if figures["under_triaged"]:
+            click.echo(f"{species}: under-triaged {', '.join(figures['under_triaged'])}")
+    click.echo("release gate: " + ("PASS" if passed else "FAIL: " + "; ".join(failures)))
 
 
 @ai_cli.command("drain-outbox")

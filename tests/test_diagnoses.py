@@ -1,5 +1,7 @@
 """POST /ai/diagnoses: assessments for patients the caller may act for, every one logged, none lost."""
 
+from datetime import date, timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -20,7 +22,8 @@ def body(patient, *codes, severity=6, days=1.0, **extra):
 @pytest.fixture
 def owner_and_dog(gen_user, gen_patient):
     owner = gen_user()
-    return owner, gen_patient(owner, species="dog", name="Biscuit", sex="male_neutered")
+    return owner, gen_patient(owner, species="dog", name="Biscuit", sex="male_neutered",
+                              date_of_birth=date.today() - timedelta(days=4 * 365))
 
 
 def logs():
@@ -140,7 +143,7 @@ def test_feedback_from_the_doctor_of_record_only(client, auth, owner_and_dog, ge
 
 def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client, auth, owner_and_dog, gen_doctor,
                                                                gen_appointment, tmp_path):
-    from pawmanity.triage import classifier
+    from pawmanity.triage import classifier, evaluation
     from tests.support import next_slot
 
     owner, dog = owner_and_dog
@@ -151,9 +154,49 @@ def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client,
                 json={"confirmed_condition": "cruciate_ligament_injury"})
     app = make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=800)
     with app.app_context():
-        first = classifier.retrain_if_not_worse()
+        first = evaluation.retrain_if_not_worse()
         assert first["activated"] is True  # nothing active yet
         _, meta = classifier.active()
         assert meta["training"]["confirmed_cases"] == {"human": 0, "dog": 1, "cat": 0}
-        again = classifier.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
+        again = evaluation.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
         assert again["activated"] is True
+
+
+def test_without_a_date_of_birth_the_age_is_asked_not_assumed(client, auth, gen_user, gen_patient):
+    owner = gen_user()
+    puppy = gen_patient(owner, species="dog", sex="male")  # no date of birth
+    parvo = ("vomiting", "bloody_stool", "diarrhea", "lethargy", "loss_of_appetite")
+    refused = client.post(URL, headers=auth(owner), json=body(puppy, *parvo))
+    assert_problem(refused, 422)
+    assert "age_years" in refused.get_json()["errors"] and "age_band" in refused.get_json()["errors"]
+    for extra in ({"age_years": 30}, {"age_years": -1}, {"age_band": "toddler"}):
+        assert_problem(client.post(URL, headers=auth(owner), json=body(puppy, *parvo, **extra)), 422)
+    answered = client.post(URL, headers=auth(owner), json=body(puppy, *parvo, age_band="puppy"))
+    assert answered.status_code == 201, answered.get_json()
+    assert answered.get_json()["conditions"][0]["code"] == "parvovirus"
+    assert answered.get_json()["urgency"]["level"] == 5
+    assert logs()[0]["age_range"] == [0.0, 1.0]
+
+
+def test_the_date_of_birth_wins_over_a_given_age(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog  # four years old by date of birth
+    response = client.post(URL, headers=auth(owner), json=body(dog, "limping", age_years=0.2))
+    assert response.status_code == 201 and 3.9 < logs()[0]["age_years"] < 4.1
+
+
+def test_a_result_leads_to_doctors_of_that_specialty_for_the_species(client, auth, owner_and_dog, gen_doctor):
+    owner, dog = owner_and_dog
+    _, vet = gen_doctor(specialty="dermatology", species=("dog", "cat"))
+    gen_doctor(specialty="dermatology", species=("human",))
+    result = client.post(URL, headers=auth(owner), json=body(dog, "itching", "hair_loss", "skin_redness",
+                                                                 severity=4, days=14)).get_json()
+    assert result["specialist"] == "dermatology"
+    listed = client.get(result["booking"]["doctors_url"], headers=auth(owner))
+    assert listed.status_code == 200
+    items = listed.get_json()
+    items = items["items"] if isinstance(items, dict) else items
+    assert [doctor["id"] for doctor in items] == [str(vet.id)]
+    earliest = result["booking"]["earliest_appointment"]
+    booked = client.post(earliest["url"], headers=auth(owner),
+                         json={**earliest["body"], "patient_id": str(dog.id), "type": "video"})
+    assert booked.status_code == 201, booked.get_json()

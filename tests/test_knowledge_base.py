@@ -80,7 +80,7 @@ def test_conditions_are_listed_with_urgency_and_sources(client, auth, gen_user):
     body = client.get("/api/v1/ai/conditions?species=cat", headers=auth(gen_user())).get_json()
     blocked = next(item for item in body["items"] if item["code"] == "urethral_obstruction")
     assert blocked["urgency"] == 5 and blocked["urgency_label"] == "emergency now"
-    assert blocked["specialist"] == "emergency_veterinary" and blocked["sources"]
+    assert blocked["specialist"] == "emergency_medicine" and blocked["sources"]
 
 
 @pytest.mark.parametrize("query, status", [("", 422), ("?species=dragon", 422), ("?species=rabbit", 422)])
@@ -100,7 +100,15 @@ def invoke(app, *args):
         return app.test_cli_runner().invoke(args=list(args))
 
 
-def test_train_reports_metrics_and_activates(model_app, auth, gen_user):
+@pytest.fixture
+def gate_passes(monkeypatch):
+    # Small test models are not what ships; the gate itself is tested on the shipped model (test_release_gate.py).
+    from pawmanity.triage import evaluation
+
+    monkeypatch.setattr(evaluation, "gate", lambda report: (True, []))
+
+
+def test_train_reports_metrics_and_activates(model_app, auth, gen_user, gate_passes):
     result = invoke(model_app, "ai", "train", "--seed", "7")
     assert result.exit_code == 0, result.output
     assert "top-1" in result.output and "urgency recall by level" in result.output
@@ -117,11 +125,12 @@ def test_the_same_seed_gives_the_same_data(model_app):
 
     kb = knowledge_base()
     first, second = generate(kb, "dog", 300, seed=5), generate(kb, "dog", 300, seed=5)
-    assert (first[0] == second[0]).all() and list(first[1]) == list(second[1])
+    assert (first.present == second.present).all() and list(first.conditions) == list(second.conditions)
+    assert (first.duration_bin == second.duration_bin).all() and (first.age_bin == second.age_bin).all()
     assert dataset_hash(kb, "dog", 300, 5) != dataset_hash(kb, "dog", 300, 6)
 
 
-def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user):
+def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user, gate_passes):
     from pawmanity.triage import classifier
 
     client, headers = model_app.test_client(), auth(gen_user())
@@ -138,7 +147,7 @@ def test_a_new_version_is_picked_up_without_a_restart(model_app, auth, gen_user)
     assert client.get("/api/v1/ai/model", headers=headers).get_json()["version"] == second
 
 
-def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user):
+def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user, gate_passes):
     from pawmanity.triage import classifier
 
     client, headers = model_app.test_client(), auth(gen_user())
@@ -149,3 +158,83 @@ def test_no_model_or_a_corrupt_one_is_a_503(model_app, auth, gen_user):
         (classifier.model_dir() / active / "models.joblib").write_bytes(b"not a model")
     model_app.extensions.pop("triage_model", None)  # as a fresh server process would start
     assert_problem(client.get("/api/v1/ai/model", headers=headers), 503, "model_unavailable")
+
+
+ISSUE_11_CONDITIONS = {
+    "human": "meningitis sepsis pulmonary_embolism deep_vein_thrombosis anaphylaxis asthma_exacerbation "
+             "copd_exacerbation pneumothorax appendicitis cholecystitis pancreatitis bowel_obstruction gi_bleed "
+             "diabetic_ketoacidosis ectopic_pregnancy testicular_torsion pyelonephritis kidney_stones cellulitis "
+             "shingles malaria dengue typhoid_fever travellers_diarrhoea hepatitis_a",
+    "dog": "gastric_dilatation_volvulus foreign_body_obstruction pyometra intervertebral_disc_disease trauma "
+           "urinary_obstruction anticoagulant_rodenticide chocolate_toxicity xylitol_toxicity grape_toxicity "
+           "heatstroke dystocia addisons_crisis immune_mediated_haemolytic_anaemia",
+    "cat": "urethral_obstruction congestive_heart_failure aortic_thromboembolism hepatic_lipidosis lily_toxicity "
+           "permethrin_toxicity",
+}
+
+
+@pytest.mark.parametrize("species, at_least", [("human", 80), ("dog", 45), ("cat", 35)])
+def test_the_knowledge_base_is_broad(species, at_least):
+    conditions = knowledge_base().conditions[species]
+    assert len(conditions) >= at_least and set(ISSUE_11_CONDITIONS[species].split()) <= set(conditions)
+
+
+@pytest.mark.parametrize("species", ["human", "dog", "cat"])
+def test_every_symptom_offered_is_used_by_a_condition_of_that_species(species):
+    kb = knowledge_base()
+    used = set().union(*(condition.symptoms for condition in kb.conditions[species].values()))
+    assert set(kb.symptoms_for(species)) - used == set()
+
+
+def test_every_condition_has_a_sourced_course_and_a_directory_specialty():
+    kb = knowledge_base()
+    for conditions in kb.conditions.values():
+        for condition in conditions.values():
+            assert condition.specialist in kb.specialties
+            assert condition.course_sources and set(condition.course_sources) <= set(kb.sources)
+            assert 0 < condition.duration_days[0] <= condition.duration_days[1]
+            assert 1 <= condition.severity[0] <= condition.severity[1] <= 10
+    from pawmanity.scheduling.doctors import normalize_specialty
+
+    assert all(normalize_specialty(code) == code for code in kb.specialties)
+
+
+def test_severity_and_duration_come_from_the_course_not_the_urgency():
+    """Two emergencies with different courses: a meningitis of days, a heart attack of hours."""
+    from pawmanity.triage.cases import generate
+
+    kb = knowledge_base()
+    cases = generate(kb, "human", 0, seed=4)
+    meningitis = cases.duration_bin[cases.conditions == "meningitis"]
+    infarction = cases.duration_bin[cases.conditions == "myocardial_infarction"]
+    assert kb.conditions["human"]["meningitis"].urgency == kb.conditions["human"]["myocardial_infarction"].urgency
+    assert meningitis.mean() > infarction.mean() + 0.5  # duration bins: <6 h, <1 d, <3 d, <7 d, <30 d, longer
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"].update(specialist="veterinary_wizardry"), "directory"),
+    (lambda raw: raw["conditions"]["dog"]["heatstroke"]["course"].update(days=[3, 1]), "course"),
+    (lambda raw: raw["red_flags"]["trauma"].update(sources=[]), "cites"),
+])
+def test_a_knowledge_base_without_sources_or_codes_is_refused(breakage, message):
+    import copy
+    from importlib import resources
+
+    import yaml
+
+    raw = yaml.safe_load(resources.files("pawmanity.data").joinpath("knowledge_base.yaml").read_text())
+    broken = copy.deepcopy(raw)
+    breakage(broken)
+    with pytest.raises(KnowledgeBaseError, match=re.escape(message)):
+        parse(broken)
+
+
+def test_a_model_failing_the_gate_is_stored_but_not_activated(model_app, monkeypatch):
+    from pawmanity.triage import classifier, evaluation
+
+    monkeypatch.setattr(evaluation, "gate", lambda report: (False, ["dog: emergencies not at level 5: D01"]))
+    result = invoke(model_app, "ai", "train", "--seed", "3")
+    assert result.exit_code != 0 and "release gate: FAIL" in result.output and "D01" in result.output
+    with model_app.app_context():
+        assert not (classifier.model_dir() / "ACTIVE").exists()
+        assert len([p for p in classifier.model_dir().iterdir() if p.is_dir()]) == 1

@@ -1,17 +1,20 @@
 from blueprints.ai.schemas import (
+    AnswerIn,
     ConditionListOut,
     DiagnosisIn,
     DiagnosisListQuery,
     DiagnosisOut,
     FeedbackIn,
     FeedbackOut,
+    InterviewIn,
+    InterviewOut,
     ModelOut,
     SpeciesQuery,
     SymptomListOut,
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.identity.security import current_actor
-from pawmanity.triage import classifier, diagnoses
+from pawmanity.triage import classifier, diagnoses, interviews
 from pawmanity.triage.knowledge import knowledge_base
 
 blp = Blueprint("ai", __name__, url_prefix=f"{API_PREFIX}/ai", description="The symptom checker")
@@ -88,3 +91,33 @@ def get_diagnosis(diagnosis_id):
 def give_feedback(data, diagnosis_id):
     """The doctor of record confirms the condition; confirmed cases feed the next training run."""
     return diagnoses.feedback(current_actor(), diagnosis_id, **data)
+
+
+@blp.route("/interviews", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(InterviewIn)
+@blp.response(201, InterviewOut)
+@blp.errors(403, 404, 415, 503)
+def start_interview(data):
+    """Start from the first symptoms; the answer carries the next question (red flags first, then the most
+    informative), or the final assessment when no question is needed."""
+    return interviews.start(current_actor(), **data)
+
+
+@blp.route("/interviews/<uuid:interview_id>", methods=["GET"])
+@blp.auth_required()
+@blp.response(200, InterviewOut)
+@blp.errors(404)
+def get_interview(interview_id):
+    return interviews.get(current_actor(), interview_id)
+
+
+@blp.route("/interviews/<uuid:interview_id>/answers", methods=["POST"])
+@blp.auth_required()
+@blp.arguments(AnswerIn)
+@blp.response(200, InterviewOut)
+@blp.errors(404, 409, 415, 503)
+def answer_interview(data, interview_id):
+    """Answer the current question (yes / no / unsure). The same answer again changes nothing; a different one is
+    409. Stops at once on a confirmed red flag, when confident, or after the maximum number of questions."""
+    return interviews.answer(current_actor(), interview_id, **data)

@@ -27,23 +27,33 @@ from pawmanity.triage.knowledge import knowledge_base
 from pawmanity.triage.models import DiagnosisFeedback, DiagnosisLogOutbox
 
 COLLECTION = "diagnosis_logs"
-TYPICAL_AGE = {"human": 35.0, "dog": 5.0, "cat": 7.0}  # when the record has no date of birth
-PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "low_confidence", "model", "disclaimer")
+PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "booking", "low_confidence",
+                 "not_recognised", "model", "disclaimer")
 
 
-def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False):
+def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False, age_years=None, age_band=None):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))
-    knowledge_base().check_species(patient.species)
+    age_range = patient_age_range(patient, age_years=age_years, age_band=age_band)
     started = time.perf_counter()
-    result = assessment.assess(patient.species, symptoms, age_years=_age(patient), sex=_sex(patient))
+    result = assessment.assess(patient.species, symptoms, age_range=age_range, sex=_sex(patient))
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    diagnosis_id, now = uuid.uuid4(), utcnow()
+    return log_assessment(actor, patient, result, request={"symptoms": symptoms,
+                                                           "notes": notes if store_notes else None},
+                          age_range=age_range, latency_ms=latency_ms)
+
+
+def log_assessment(actor, patient, result, *, request, age_range, latency_ms, diagnosis_id=None, extra=None,
+                   commit=True):
+    """Log one assessment (a diagnosis, or an interview's final one) and notify guardians of an emergency.
+
+    commit=False leaves the transaction to the caller (an interview commits its own row with the log)."""
+    diagnosis_id, now = diagnosis_id or uuid.uuid4(), utcnow()
     public = {"id": str(diagnosis_id), "patient_id": str(patient.id), "created_at": _iso(now),
               **{key: result[key] for key in PUBLIC_FIELDS}}
     document = {"_id": str(diagnosis_id), **public, "caller_id": str(actor.user_id), "species": patient.species,
-                "age_years": round(_age(patient), 2), "sex": _sex(patient),
-                "request": {"symptoms": symptoms, "notes": notes if store_notes else None},
-                "raw": result["raw"], "latency_ms": latency_ms}
+                "age_years": round((age_range[0] + age_range[1]) / 2, 2), "age_range": list(age_range),
+                "sex": _sex(patient), "request": request, "raw": result["raw"], "latency_ms": latency_ms,
+                **(extra or {})}
     trail.record("diagnosis.create", actor, object_type="diagnosis", object_id=diagnosis_id,
                  detail={"patient_id": str(patient.id), "urgency": result["urgency"]["level"]})
     if result["urgency"]["level"] == 5:
@@ -52,7 +62,8 @@ def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False):
                data={"diagnosis_id": str(diagnosis_id), "patient_id": str(patient.id)})
     if not _store(document):
         db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return public
 
 
@@ -70,7 +81,7 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
     trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"count": len(found)})
     db.session.commit()
     ordered = sorted(found.values(), key=lambda doc: doc["created_at"], reverse=True)[:limit]
-    return [{key: doc[key] for key in ("id", "patient_id", "created_at", *PUBLIC_FIELDS)} for doc in ordered]
+    return [_public(doc) for doc in ordered]
 
 
 def get(actor, diagnosis_id):
@@ -78,7 +89,7 @@ def get(actor, diagnosis_id):
     access.visible_patient(actor, uuid.UUID(document["patient_id"]))
     trail.record("diagnosis.read", actor, object_type="diagnosis", object_id=diagnosis_id)
     db.session.commit()
-    return {key: document[key] for key in ("id", "patient_id", "created_at", *PUBLIC_FIELDS)}
+    return _public(document)
 
 
 def feedback(actor, diagnosis_id, *, confirmed_condition, comment=None):
@@ -158,14 +169,26 @@ def _ensure_indexes(collection):
         state["done"] = True
 
 
-def _age(patient):
-    if patient.date_of_birth is None:
-        return TYPICAL_AGE[patient.species]
-    return max((date.today() - patient.date_of_birth).days / 365.25, 0.0)
+def patient_age_range(patient, *, age_years=None, age_band=None):
+    """The record's date of birth when it has one; otherwise the age (or band) the caller gave, never a guess."""
+    kb = knowledge_base()
+    if patient.date_of_birth is not None:
+        age_years = max((date.today() - patient.date_of_birth).days / 365.25, 0.0)
+        age_band = None
+    return kb.age_range(patient.species, age_years=age_years, age_band=age_band)
+
+
+def patient_sex(patient):
+    return _sex(patient)
 
 
 def _sex(patient):
     return {"male": "male", "male_neutered": "male", "female": "female", "female_spayed": "female"}.get(patient.sex)
+
+
+def _public(document):
+    # Logs written before a field existed simply lack it.
+    return {key: document[key] for key in ("id", "patient_id", "created_at", *PUBLIC_FIELDS) if key in document}
 
 
 def _iso(moment):

@@ -31,6 +31,9 @@ class Condition:
     sex: dict
     symptoms: dict
     sources: tuple
+    duration_days: tuple = (1.0, 7.0)   # typical duration of the presenting illness, from `course`
+    severity: tuple = (3, 7)            # typical severity (1-10) of its symptoms, from `course`
+    course_sources: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,37 @@ class RedFlag:
     urgency: int
     reason: str
     advice: str
+    sources: tuple = ()
+    min_severity: int = 1
+    min_age_years: float = None
+    max_age_years: float = None
+    sexes: tuple = ()
 
-    def fires(self, species, symptom_codes):
-        return (species in self.species and all(code in symptom_codes for code in self.all_of)
-                and (not self.any_of or any(code in symptom_codes for code in self.any_of)))
+    def fires(self, species, symptoms, *, age_range=(None, None), sex=None):
+        """symptoms: {code: severity} (or a set of codes: severity unknown, taken as the worst).
+
+        age_range: (youngest, oldest) the patient may be; an age band gives a range, an exact age a point. The flag
+        fires when any age in that range qualifies, and when the sex is unknown: doubt never silences a red flag.
+        """
+        if species not in self.species:
+            return False
+        if not isinstance(symptoms, dict):
+            symptoms = dict.fromkeys(symptoms, 10)
+        if self.sexes and sex is not None and sex not in self.sexes:
+            return False
+        youngest, oldest = age_range
+        band = youngest is not None and oldest is not None and oldest > youngest  # [youngest, oldest): upper open
+        if self.min_age_years is not None and oldest is not None and (
+                oldest <= self.min_age_years if band else oldest < self.min_age_years):
+            return False
+        if self.max_age_years is not None and youngest is not None and youngest > self.max_age_years:
+            return False
+        if not all(symptoms.get(code, 0) >= max(self.min_severity, 1) for code in self.all_of):
+            return False
+        if not self.any_of:
+            return True
+        need = 1 if self.all_of else self.min_severity
+        return any(symptoms.get(code, 0) >= max(need, 1) for code in self.any_of)
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,9 @@ class KnowledgeBase:
     symptoms: dict          # code -> {"name", "species"}
     conditions: dict        # species -> {code -> Condition}
     red_flags: tuple = ()
+    specialties: tuple = ()
+    age_bands: dict = None  # species -> {band: (from, to)}
+    max_age_years: dict = None
 
     @property
     def species(self):
@@ -68,6 +101,28 @@ class KnowledgeBase:
     def conditions_for(self, species):
         self.check_species(species)
         return self.conditions[species]
+
+    def age_range(self, species, *, age_years=None, age_band=None):
+        """(youngest, oldest) in years from an exact age or an age band; 422 when neither is usable.
+
+        The checker never assumes an age: conditions are weighted by age, so a guessed one misleads.
+        """
+        self.check_species(species)
+        limit = self.max_age_years[species]
+        if age_years is not None:
+            if not 0 <= age_years <= limit:
+                raise InvalidInput(f"A {species} patient cannot be {age_years:g} years old.",
+                                   errors={"age_years": [f"Must be between 0 and {limit:g} for a {species}."]})
+            return (float(age_years), float(age_years))
+        bands = self.age_bands[species]
+        if age_band is not None:
+            if age_band not in bands:
+                raise InvalidInput(f"Not an age band for a {species} patient.",
+                                   errors={"age_band": [f"Must be one of: {', '.join(bands)}."]})
+            return bands[age_band]
+        raise InvalidInput("The record has no date of birth: give the patient's age or age band.",
+                           errors={"age_years": ["Required without a date of birth (or give age_band)."],
+                                   "age_band": [f"One of: {', '.join(bands)}."]})
 
     def check_species(self, species):
         if species not in self.conditions:
@@ -83,38 +138,58 @@ def knowledge_base():
 
 def parse(raw):
     sources, symptoms = raw["sources"], raw["symptoms"]
+    specialties = tuple(raw.get("specialties") or ())
     conditions = {}
     for species, entries in raw["conditions"].items():
         conditions[species] = {}
         for code, entry in entries.items():
+            course = entry.get("course") or {}
             condition = Condition(code=code, name=entry["name"], species=species, prior=float(entry["prior"]),
                                   urgency=int(entry["urgency"]), specialist=entry["specialist"],
                                   age_years=tuple(entry["age_years"]), sex=dict(entry.get("sex") or {}),
-                                  symptoms=dict(entry["symptoms"]), sources=tuple(entry["sources"]))
-            _check(condition, symptoms, sources)
+                                  symptoms=dict(entry["symptoms"]), sources=tuple(entry["sources"]),
+                                  duration_days=tuple(float(d) for d in course.get("days", (1, 7))),
+                                  severity=tuple(int(s) for s in course.get("severity", (3, 7))),
+                                  course_sources=tuple(course.get("sources", ())))
+            _check(condition, symptoms, sources, specialties)
             conditions[species][code] = condition
     red_flags = tuple(_red_flag(code, entry, symptoms, sources) for code, entry in raw.get("red_flags", {}).items())
+    age_bands = {species: {band: (float(low), float(high)) for band, (low, high) in bands.items()}
+                 for species, bands in (raw.get("age_bands") or {}).items()}
     return KnowledgeBase(version=str(raw["version"]), sources=sources,
                          urgency_levels={int(k): v for k, v in raw["urgency_levels"].items()},
-                         symptoms=symptoms, conditions=conditions, red_flags=red_flags)
+                         symptoms=symptoms, conditions=conditions, red_flags=red_flags, specialties=specialties,
+                         age_bands=age_bands, max_age_years={k: float(v) for k, v in
+                                                             (raw.get("max_age_years") or {}).items()})
 
 
 def _red_flag(code, entry, symptoms, sources):
     flag = RedFlag(code=code, species=tuple(entry["species"]), all_of=tuple(entry.get("all", ())),
                    any_of=tuple(entry.get("any", ())), urgency=int(entry["urgency"]), reason=entry["reason"],
-                   advice=entry["advice"])
+                   advice=entry["advice"], sources=tuple(entry.get("sources", ())),
+                   min_severity=int(entry.get("min_severity", 1)), min_age_years=entry.get("min_age_years"),
+                   max_age_years=entry.get("max_age_years"), sexes=tuple(entry.get("sex", ())))
     if not flag.all_of and not flag.any_of:
         raise KnowledgeBaseError(f"red flag {code}: names no symptom")
     for symptom in flag.all_of + flag.any_of:
         if symptom not in symptoms:
             raise KnowledgeBaseError(f"red flag {code}: symptom {symptom!r} is not defined")
-    if flag.urgency not in URGENCY_RANGE or not set(entry.get("sources", ())) <= set(sources):
-        raise KnowledgeBaseError(f"red flag {code}: urgency or sources invalid")
+    if flag.urgency not in URGENCY_RANGE:
+        raise KnowledgeBaseError(f"red flag {code}: urgency {flag.urgency} is not 1-5")
+    if not flag.sources or not set(flag.sources) <= set(sources):
+        raise KnowledgeBaseError(f"red flag {code}: every red flag cites listed sources")
     return flag
 
 
-def _check(condition, symptoms, sources):
+def _check(condition, symptoms, sources, specialties):
     where = f"{condition.species}/{condition.code}"
+    if specialties and condition.specialist not in specialties:
+        raise KnowledgeBaseError(f"{where}: specialist {condition.specialist!r} is not a directory specialty")
+    low, high = condition.duration_days
+    if not 0 < low <= high or not 1 <= condition.severity[0] <= condition.severity[1] <= 10:
+        raise KnowledgeBaseError(f"{where}: course days or severity out of range")
+    if not set(condition.course_sources) <= set(sources):
+        raise KnowledgeBaseError(f"{where}: course sources are not listed under `sources`")
     if condition.urgency not in URGENCY_RANGE:
         raise KnowledgeBaseError(f"{where}: urgency {condition.urgency} is not 1-5")
     if not 0 < condition.prior <= 1:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from pawmanity.triage import classifier, diagnoses
+from pawmanity.triage import diagnoses, evaluation
 
 
 @shared_task(name="pawmanity.triage.tasks.drain_diagnosis_outbox")
@@ -12,4 +12,4 @@ def drain_diagnosis_outbox():
 
 @shared_task(name="pawmanity.triage.tasks.retrain_symptom_checker")
 def retrain_symptom_checker():
-    return classifier.retrain_if_not_worse()
+    return evaluation.retrain_if_not_worse()
