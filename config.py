@@ -178,7 +178,10 @@ class Config:
     SOCKET_REVOCATION_SWEEP_SECONDS = _env_int("PAWMANITY_SOCKET_REVOCATION_SWEEP_SECONDS", 10)
 
     # Symptom checker: trained artefacts and the ACTIVE pointer
-    AI_MODEL_DIR = os.environ.get("PAWMANITY_AI_MODEL_DIR", str(BASE_DIR / "pawmanity" / "data" / "models"))
+    # Trained versions and the ACTIVE pointer go to a writable folder (a volume shared by app and worker in
+    # production), never into the source tree; the artefact shipped with the code is used until one is trained.
+    AI_MODEL_DIR = os.environ.get("PAWMANITY_AI_MODEL_DIR", str(INSTANCE_PATH / "models"))
+    AI_SHIPPED_MODEL_DIR = str(BASE_DIR / "pawmanity" / "data" / "models")
     AI_TRAINING_CASES = _env_int("PAWMANITY_AI_TRAINING_CASES", 10_000)
 
     # Video sessions

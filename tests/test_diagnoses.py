@@ -109,7 +109,7 @@ def test_mongodb_down_loses_nothing_and_duplicates_nothing(client, auth, owner_a
 
 def test_no_model_is_a_503(make_app, auth, owner_and_dog, tmp_path):
     owner, dog = owner_and_dog
-    client = make_app(AI_MODEL_DIR=str(tmp_path / "none")).test_client()
+    client = make_app(AI_MODEL_DIR=str(tmp_path / "none"), AI_SHIPPED_MODEL_DIR=str(tmp_path / "none")).test_client()
     assert_problem(client.post(URL, headers=auth(owner), json=body(dog, "cough")), 503, "model_unavailable")
 
 

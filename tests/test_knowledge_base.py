@@ -91,7 +91,9 @@ def test_species_the_checker_does_not_cover(client, auth, gen_user, query, statu
 @pytest.fixture
 def model_app(make_app, tmp_path):
     # Small and fast; the shipped artefact is trained on the full 10,000 cases per species.
-    return make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=600)
+    # No shipped artefact either: these tests train their own, small models.
+    return make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_SHIPPED_MODEL_DIR=str(tmp_path / "shipped"),
+                    AI_TRAINING_CASES=600)
 
 
 def invoke(app, *args):

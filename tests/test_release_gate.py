@@ -54,3 +54,18 @@ def test_the_model_endpoint_shows_the_gate(client, auth, gen_user):
     body = client.get("/api/v1/ai/model", headers=auth(gen_user())).get_json()
     assert body["kind"] == "naive-bayes-1" and body["vignettes"]["gate_passed"] is True
     assert body["vignettes"]["figures"]["cat"]["emergencies_at_5"] == 1
+
+
+def test_training_writes_to_the_model_folder_never_into_the_source_tree(make_app, tmp_path):
+    from pathlib import Path
+
+    shipped = Path(classifier.__file__).resolve().parent.parent / "data" / "models"
+    before = {path: path.stat().st_mtime_ns for path in shipped.rglob("*")}
+    app = make_app(AI_MODEL_DIR=str(tmp_path / "models"), AI_TRAINING_CASES=600)
+    with app.app_context():
+        shipped_version = classifier.active()[1]["version"]  # nothing trained yet: the shipped artefact
+        bundle, meta = classifier.train(cases_per_species=600, seed=5)
+        classifier.save(bundle, meta, activate=True)
+        assert classifier.active()[1]["version"] == meta["version"] != shipped_version
+    assert (tmp_path / "models" / "ACTIVE").read_text().strip() == meta["version"]
+    assert {path: path.stat().st_mtime_ns for path in shipped.rglob("*")} == before

@@ -258,8 +258,8 @@ def save(bundle, meta, *, activate):
 
 
 def set_active(version):
-    if not (model_dir() / version / "meta.json").is_file():
-        raise FileNotFoundError(f"no model version {version!r} in {model_dir()}")
+    _folder(version)  # refuses an unknown version
+    model_dir().mkdir(parents=True, exist_ok=True)
     pointer = model_dir() / "ACTIVE"
     temporary = pointer.with_suffix(".tmp")
     temporary.write_text(version + "\n")
@@ -267,30 +267,48 @@ def set_active(version):
 
 
 def model_dir():
+    """Where trained versions and the ACTIVE pointer are written."""
     return Path(current_app.config["AI_MODEL_DIR"])
+
+
+def shipped_dir():
+    """The read-only artefact that ships with the code, active until a trained version is."""
+    return Path(current_app.config["AI_SHIPPED_MODEL_DIR"])
+
+
+def _folder(version):
+    for base in (model_dir(), shipped_dir()):
+        if (base / version / "meta.json").is_file():
+            return base / version
+    raise FileNotFoundError(f"no model version {version!r} in {model_dir()} or {shipped_dir()}")
+
+
+def _active_version():
+    for base in (model_dir(), shipped_dir()):
+        try:
+            return (base / "ACTIVE").read_text().strip()
+        except FileNotFoundError:
+            continue
+    return None
 
 
 def load(version):
     """(bundle, meta) of a stored version, active or not (evaluating before activating)."""
-    folder = model_dir() / version
-    if not (folder / "meta.json").is_file():
-        raise FileNotFoundError(f"no model version {version!r} in {model_dir()}")
+    folder = _folder(version)
     bundle = {species: with_derived(model) for species, model in joblib.load(folder / "models.joblib").items()}
     return bundle, json.loads((folder / "meta.json").read_text())
 
 
 def active():
     """(bundle, meta) of the active version, loaded once per version; 503 when there is none usable."""
-    pointer = model_dir() / "ACTIVE"
-    try:
-        version = pointer.read_text().strip()
-    except FileNotFoundError:
+    version = _active_version()
+    if version is None:
         raise ServiceUnavailable("No symptom-checker model is active; run `flask ai train`.",
-                                 code="model_unavailable") from None
+                                 code="model_unavailable")
     cache = current_app.extensions.setdefault("triage_model", {})
     if cache.get("version") != version:
-        folder = model_dir() / version
         try:
+            folder = _folder(version)
             meta = json.loads((folder / "meta.json").read_text())
             bundle = {species: with_derived(model) for species, model in joblib.load(folder / "models.joblib").items()}
             if set(bundle) != set(SPECIES):
