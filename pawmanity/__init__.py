@@ -11,7 +11,7 @@ from pawmanity import models  # noqa: F401  (every model registered before migra
 from pawmanity import ratelimits  # noqa: F401  (registers the limiter's request filter)
 from pawmanity.api import require_json_bodies
 from pawmanity.cli import register_commands
-from pawmanity.errors import register_error_handlers
+from pawmanity.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
 from pawmanity.metrics import init_metrics
 from pawmanity.plugins import load_plugins
@@ -42,8 +42,15 @@ def configure(app, config_name, settings):
         # SQLite has one writer and no server; pool sizing applies to PostgreSQL only.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
-            if key not in ("pool_size", "max_overflow")
+            if key not in ("pool_size", "max_overflow", "pool_timeout")
         }
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
+        connect_args.setdefault("options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}")
+        options["connect_args"] = connect_args
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     if app.config["REQUIRE_REAL_SECRETS"] and DEV_SECRET in (app.config["SECRET_KEY"], app.config["JWT_SECRET_KEY"]):
         raise RuntimeError("Set SECRET_KEY (and optionally JWT_SECRET_KEY) for production; tokens signed with the "
                            "development secret could be forged by anyone who has read this code")
@@ -53,6 +60,7 @@ def configure(app, config_name, settings):
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.logger.setLevel(logging.INFO)
+    app.wsgi_app = ProblemOnEscape(app.wsgi_app, app.config["DEPENDENCY_RETRY_AFTER_SECONDS"])
     # The embedded default keeps its SQLite file, document store and outbox here.
     os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
 
