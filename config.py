@@ -168,6 +168,8 @@ class Config:
     LATE_CANCEL_HOURS = _env_int("PAWMANITY_LATE_CANCEL_HOURS", 24)
     MAX_ACTIVE_BOOKINGS = _env_int("PAWMANITY_MAX_ACTIVE_BOOKINGS", 5)
     BOOKING_HORIZON_DAYS = _env_int("PAWMANITY_BOOKING_HORIZON_DAYS", 90)
+    # A doctor keeps access to a patient this long after their last confirmed visit (see services/access.py).
+    DOCTOR_ACCESS_DAYS_AFTER_VISIT = _env_int("PAWMANITY_DOCTOR_ACCESS_DAYS_AFTER_VISIT", 180)
 
     # Consultations, chat, notifications
     CONSULTATION_OPENS_MINUTES = _env_int("PAWMANITY_CONSULTATION_OPENS_MINUTES", 15)
