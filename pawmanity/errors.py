@@ -43,6 +43,8 @@ class DomainError(Exception):
 
     status = 400
     code = "bad_request"
+    # Set on refusals of patient data (services/access.py denied()): the handler audits them.
+    denial = None
 
     def __init__(self, detail, *, code=None, errors=None, headers=None, extra=None):
         super().__init__(detail)
@@ -152,8 +154,20 @@ def _is_malformed_json(messages):
 
 
 def handle_domain_error(error):
+    if error.denial is not None:
+        _audit_denial(error)
     return problem(error.status, detail=error.detail, code=error.code, errors=error.errors, headers=error.headers,
                    extra=error.extra)
+
+
+def _audit_denial(error):
+    from pawmanity.services import audit
+
+    try:
+        audit.record_denial(error.denial, request_line=f"{request.method} {request.path}", status=error.status)
+    except Exception as audit_error:  # the refusal still stands; a lost audit row is logged, not a 500
+        _rollback_quietly()
+        current_app.logger.error("could not audit a denied access: %s", type(audit_error).__name__)
 
 
 def handle_validation_error(error):

@@ -70,10 +70,20 @@ def visible_patient(actor, patient_id, *, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADM
     patient = db.session.scalar(query)
     relation = relationship_to(actor, patient) if patient is not None else None
     if relation is None:
-        raise NotFound("No such patient.")
+        raise denied(NotFound("No such patient."), actor, "patient", patient_id)
     if relation not in allow:
-        raise Forbidden("You can see this patient but not do this.")
+        raise denied(Forbidden("You can see this patient but not do this."), actor, "patient", patient_id)
     return patient, relation
+
+
+def denied(error, actor, object_type, object_id):
+    """Mark a refusal of patient data to a signed-in caller for the audit trail (outcome `denied`).
+
+    The request's transaction is rolled back with the error, so the row cannot join it: the error handler writes
+    it afterwards in a transaction of its own (audit.record_denial)."""
+    if actor.user_id is not None:
+        error.denial = {"actor": actor, "object_type": object_type, "object_id": object_id}
+    return error
 
 
 def visible_patients_query(actor):

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pawmanity.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from pawmanity.extensions import db
-from pawmanity.models import ROLES, SELF_SERVICE_ROLES, User, utcnow
+from pawmanity.models import ROLES, SELF_SERVICE_ROLES, DoctorProfile, User, utcnow
 from pawmanity.services import audit, passwords, patients, tokens
 
 
@@ -99,11 +99,18 @@ def update_profile(user, changes, actor, *, current_session_id=None):
         user.password_changed_at = utcnow()
     if "timezone" in changes:
         check_timezone(changes["timezone"])
+    renamed = "full_name" in changes and changes["full_name"].strip() != user.full_name
     for field in ("full_name", "timezone"):
         if field in changes:
             setattr(user, field, changes[field].strip())
     audit.record("user.update", actor, object_type="user", object_id=user.id,
                  detail={"fields": sorted(changes) + (["password"] if new_password else [])})
+    if renamed and user.role == "doctor":
+        # The name is part of what an admin verified against the licence register.
+        profile = db.session.scalar(select(DoctorProfile).where(DoctorProfile.user_id == user.id))
+        if profile is not None and profile.hold_for_review():
+            audit.record("doctor.profile.update", actor, object_type="doctor", object_id=profile.id,
+                         detail={"held_for_review": ["full_name"]})
     if new_password is not None:
         # Other devices must sign in again with the new password; this one stays signed in.
         tokens.revoke_user_sessions(user.id, reason="password_changed", keep=current_session_id)
