@@ -163,6 +163,9 @@ class Config:
     UPLOAD_S3_PREFIX = os.environ.get("PAWMANITY_UPLOAD_S3_PREFIX", "uploads/")
     NODE_MODULES_DIR = str(BASE_DIR / "node_modules")
 
+    # Idempotency-Key on creating POSTs: how long a key and its stored answer are kept
+    IDEMPOTENCY_KEY_HOURS = _env_int("PAWMANITY_IDEMPOTENCY_KEY_HOURS", 24)
+
     # Care and scheduling
     GUARDIAN_INVITATION_HOURS = _env_int("PAWMANITY_GUARDIAN_INVITATION_HOURS", 72)
     LATE_CANCEL_HOURS = _env_int("PAWMANITY_LATE_CANCEL_HOURS", 24)

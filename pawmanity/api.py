@@ -5,7 +5,7 @@ from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import request, send_from_directory
+from flask import current_app, request, send_from_directory
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
@@ -56,6 +56,22 @@ def _swagger_ui_asset(filename):
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
 
+def _request_fingerprint():
+    """What identifies a request for its idempotency key: method, path and body (a multipart body by its parts, as
+    the raw stream is left to the form parser)."""
+    from pawmanity.services.idempotency import fingerprint
+
+    if request.mimetype == "multipart/form-data":
+        parts = [f"{name}={value}".encode() for name, value in sorted(request.form.items(multi=True))]
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+            parts.append(f"{name}:{upload.filename}".encode())
+            parts.append(upload.stream.read())
+            upload.stream.seek(0)
+    else:
+        parts = [request.get_data(cache=True)]
+    return fingerprint(request.method, request.path, parts)
+
+
 class StrictParser(FlaskParser):
     """Unknown query parameters are refused like unknown body fields (webargs would drop them silently)."""
 
@@ -91,6 +107,41 @@ class Blueprint(flask_smorest.Blueprint):
             if roles:
                 guarded = self.alt_response(403, response="FORBIDDEN")(guarded)
             return guarded
+
+        return decorator
+
+    def idempotent(self):
+        """Honour an `Idempotency-Key` header on a POST that creates something (services/idempotency.py).
+
+        Place it right under `auth_required()`: the key is scoped to the signed-in user, and the answer stored is
+        the serialised response."""
+
+        def decorator(view):
+            @wraps(view)
+            def once(*args, **kwargs):
+                key = request.headers.get("Idempotency-Key")
+                if key is None:
+                    return view(*args, **kwargs)
+                from pawmanity.services import idempotency
+
+                reservation, stored = idempotency.begin(current_user.id, key, _request_fingerprint())
+                if stored is not None:
+                    response = current_app.response_class(stored.body, status=stored.status,
+                                                          content_type=stored.content_type)
+                    response.headers.update(idempotency.stored_headers(stored))
+                    response.headers["Idempotent-Replayed"] = "true"
+                    return response
+                try:
+                    response = view(*args, **kwargs)
+                except BaseException:
+                    idempotency.fail(reservation)
+                    raise
+                response = current_app.make_response(response)
+                idempotency.finish(reservation, status=response.status_code, content_type=response.content_type,
+                                   headers=response.headers, body=response.get_data())
+                return response
+
+            return once
 
         return decorator
 

@@ -25,7 +25,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# Objects keep their loaded values after a commit, so a response is serialised without touching the database
+# again: a connection lost just after the commit can no longer turn a stored write into a reported failure.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 api = PawmanityApi()

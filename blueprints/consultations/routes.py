@@ -12,6 +12,7 @@ blp = Blueprint("consultations", __name__, url_prefix=f"{API_PREFIX}/consultatio
 
 @blp.route("", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(StartIn)
 @blp.response(201, ConsultationOut)
 @blp.alt_response(200, schema=ConsultationOut, description="Already open: the same consultation")

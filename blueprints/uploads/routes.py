@@ -22,6 +22,7 @@ def allow_large_bodies():
 
 @blp.route("", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(UploadForm, location="form")
 @blp.arguments(UploadFiles, location="files")
 @blp.response(201, UploadOut)

@@ -15,6 +15,7 @@ from pawmanity.models.scheduling import (
     ACTIVE_STATUSES, APPOINTMENT_STATUSES, APPOINTMENT_TYPES, Appointment, AppointmentEvent, AvailabilityRule,
     DoctorProfile, DoctorSpecies, Notification, TimeOff,
 )
+from pawmanity.models.idempotency import IdempotencyKey
 from pawmanity.models.upload import Upload
 from pawmanity.models.video import VIDEO_STATUSES, VideoAttendance, VideoJoinToken, VideoSession
 from pawmanity.models.user import ROLES, SELF_SERVICE_ROLES, AuthSession, RefreshToken, RevokedToken, User
@@ -28,4 +29,5 @@ __all__ = [
     "NOTIFICATION_CATEGORIES", "NOTIFICATION_CHANNELS", "REMINDER_WINDOWS", "Consultation", "Message",
     "NotificationPreference", "ReadReceipt", "ReminderDelivery", "Upload",
     "VIDEO_STATUSES", "VideoAttendance", "VideoJoinToken", "VideoSession", "DiagnosisFeedback", "DiagnosisLogOutbox",
+    "IdempotencyKey",
 ]
