@@ -73,3 +73,19 @@ def test_allowed_reads_write_no_denied_row(client, auth, scene):
     owner, _, pet, _ = scene
     assert client.get(f"/api/v1/patients/{pet.id}", headers=auth(owner)).status_code == 200
     assert denied_rows() == []
+
+
+def test_a_stranger_refused_a_consultation_is_denied(client, auth, gen_user, gen_patient, gen_doctor,
+                                                     gen_appointment):
+    from datetime import timedelta
+
+    from pawmanity.models import utcnow
+
+    owner, stranger = gen_user(), gen_user()
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, gen_patient(owner), utcnow() - timedelta(minutes=5), status="confirmed")
+    consultation = client.post("/api/v1/consultations", json={"appointment_id": str(appointment.id)},
+                               headers=auth(doctor_user)).get_json()
+    assert_problem(client.get(f"/api/v1/consultations/{consultation['id']}/messages", headers=auth(stranger)), 404)
+    [row] = denied_rows()
+    assert (row.actor_id, row.object_type, row.object_id) == (stranger.id, "consultation", consultation["id"])
