@@ -8,11 +8,15 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, DEV_SECRET
 from pawmanity import metadata  # noqa: F401  (every model registered before migrations look)
+from pawmanity.audit import trail
 from pawmanity.care import patients
 from pawmanity.cli import register_commands
-from pawmanity.core import ratelimits  # noqa: F401  (registers the limiter's request filter)
+from pawmanity.core import (
+    errors,
+    ratelimits,  # noqa: F401  (registers the limiter's request filter)
+)
 from pawmanity.core.api import locate_created, require_json_bodies
-from pawmanity.core.errors import register_error_handlers
+from pawmanity.core.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.core.extensions import (
     api,
     celery_init_app,
@@ -31,6 +35,7 @@ from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
+from pawmanity.scheduling import doctors
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 
@@ -56,8 +61,15 @@ def configure(app, config_name, settings):
         # SQLite has one writer and no server; pool sizing applies to PostgreSQL only.
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
             key: value for key, value in app.config["SQLALCHEMY_ENGINE_OPTIONS"].items()
-            if key not in ("pool_size", "max_overflow")
+            if key not in ("pool_size", "max_overflow", "pool_timeout")
         }
+    elif app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+        connect_args = dict(options.get("connect_args", {}))
+        connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
+        connect_args.setdefault("options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}")
+        options["connect_args"] = connect_args
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_secrets(app.config)
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     if app.config["ASYNC_MODE"] not in ASYNC_MODES:
@@ -66,6 +78,7 @@ def configure(app, config_name, settings):
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.logger.setLevel(logging.INFO)
+    app.wsgi_app = ProblemOnEscape(app.wsgi_app, app.config["DEPENDENCY_RETRY_AFTER_SECONDS"])
     # The embedded default keeps its SQLite file, document store and outbox here.
     os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
 
@@ -152,7 +165,9 @@ def connect_domain_events():
 
     blinker keeps one connection per receiver, so building several apps in one process does not repeat it.
     """
+    errors.access_denied.connect(trail.record_denial)
     accounts.user_registered.connect(patients.on_user_registered)
+    accounts.user_renamed.connect(doctors.on_user_renamed)
 
 
 def register_request_hooks(app):

@@ -12,6 +12,8 @@ from itertools import count
 import mongomock
 import psycopg
 import pytest
+from flask import has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy.engine import make_url
 
@@ -100,6 +102,7 @@ def make_app(database, database_url, tmp_path):
             "SOCKETIO_MESSAGE_QUEUE": None,
         }
         app = create_app("testing", plugins=plugins, settings={**base, **settings})
+        app.test_client_class = SessionExpiringClient
         with app.app_context():
             # Flask-Limiter keeps its first key prefix for life, so counters from earlier tests are cleared instead.
             limiter.reset()
@@ -113,6 +116,17 @@ def make_app(database, database_url, tmp_path):
             db.engine.dispose()
     if database["dialect"] == "postgresql" and built:
         empty_tables(database["url"])
+
+
+class SessionExpiringClient(FlaskClient):
+    """A test inside the app's context shares its database session with the requests it makes, and the app does not
+    expire objects on commit; expiring after each request lets the test read what the request committed."""
+
+    def open(self, *args, **kwargs):
+        response = super().open(*args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()
+        return response
 
 
 def empty_tables(url):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from pawmanity.audit.models import AuditEvent
 from pawmanity.care.models import MedicalRecord
 from pawmanity.conversations.models import Message
 from pawmanity.core.database import utcnow
@@ -301,11 +302,49 @@ class TestSocketChat:
     def test_a_demoted_account_loses_its_powers_at_once(self, app, client, room, gen_user, tokens_for, auth):
         admin, other_admin = gen_user(role="admin"), gen_user(role="admin")
         socket = chat_client(app, tokens_for(admin)["access_token"])
-        assert socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat",
-                           callback=True)["ok"]
+        # An admin is not a participant: told so (403), since admins may know the consultation exists.
+        ack = socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat", callback=True)
+        assert ack["error"]["status"] == 403 and ack["error"]["code"] == "not_a_participant"
         client.patch(f"/api/v1/admin/users/{admin.id}", json={"role": "patient"}, headers=auth(other_admin))
         ack = socket.emit("join", {"consultation_id": room["consultation"]["id"]}, namespace="/chat", callback=True)
         assert ack["error"]["status"] == 404
+
+    @pytest.mark.parametrize("event, data", [
+        ("join", {}),
+        ("typing", {}),
+        ("message", {"body": "hello from the admin", "client_id": "adm-1"}),
+    ])
+    def test_admins_do_not_take_part_in_chats(self, app, room, gen_user, tokens_for, event, data):
+        socket = chat_client(app, tokens_for(gen_user(role="admin"))["access_token"])
+        ack = socket.emit(event, {"consultation_id": room["consultation"]["id"], **data}, namespace="/chat",
+                          callback=True)
+        assert ack["error"]["status"] == 403 and ack["error"]["code"] == "not_a_participant"
+        assert db.session.scalar(select(func.count()).select_from(Message)) == 0
+
+
+class TestBreakGlass:
+    def test_admins_read_a_consultation_only_through_break_glass(self, client, room, gen_user, auth):
+        admin = gen_user(role="admin")
+        send(client, room, "my dog limps", "bg-1")
+        consultation_url = f"{CONSULTATIONS}/{room['consultation']['id']}"
+        assert_problem(client.get(consultation_url, headers=auth(admin)), 403, "not_a_participant")
+        assert_problem(client.get(room["messages_url"], headers=auth(admin)), 403, "not_a_participant")
+        assert_problem(client.post(room["messages_url"], json={"body": "hi", "client_id": "a-1"},
+                                   headers=auth(admin)), 403, "not_a_participant")
+        assert_problem(client.post(f"{consultation_url}/break-glass", json={"reason": "because"},
+                                   headers=auth(admin)), 422)
+        reason = "Complaint #4411 from the guardian about advice given"
+        read = client.post(f"{consultation_url}/break-glass", json={"reason": reason}, headers=auth(admin))
+        assert read.status_code == 200
+        assert [m["body"] for m in read.get_json()["messages"]] == ["my dog limps"]
+        event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "consultation.break_glass"))
+        assert event.actor_id == admin.id and event.detail["reason"] == reason
+        assert event.object_id == room["consultation"]["id"]
+
+    def test_participants_cannot_break_the_glass(self, client, room):
+        response = client.post(f"{CONSULTATIONS}/{room['consultation']['id']}/break-glass",
+                               json={"reason": "I would like to read it all"}, headers=bearer(room["owner_token"]))
+        assert_problem(response, 403)
 
 
 @postgres_only

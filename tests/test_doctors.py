@@ -37,6 +37,33 @@ def test_changing_the_licence_needs_verifying_again(client, gen_user, auth):
     assert updated.status_code == 200 and updated.get_json()["verified"] is False
 
 
+@pytest.mark.parametrize("change", [
+    {"specialty": "cardiology"},
+    {"species_treated": ["dog", "cat", "horse"]},
+    {"species_treated": ["dog"]},
+])
+def test_changing_what_was_verified_needs_verifying_again(client, gen_user, auth, change):
+    doctor, admin = gen_user(role="doctor"), gen_user(role="admin")
+    doctor_id = client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor)).get_json()["id"]
+    client.post(f"/api/v1/admin/doctors/{doctor_id}/verify", headers=auth(admin))
+    same = client.put("/api/v1/doctors/me", json={**PROFILE, "bio": "Now with a longer bio"}, headers=auth(doctor))
+    assert same.get_json()["verified"] is True  # a bio or hours change is not what was verified
+    updated = client.put("/api/v1/doctors/me", json={**PROFILE, **change}, headers=auth(doctor))
+    assert updated.status_code == 200 and updated.get_json()["verified"] is False
+    assert client.get("/api/v1/doctors").get_json()["items"] == []
+
+
+def test_a_doctor_renaming_themselves_needs_verifying_again(client, gen_user, auth):
+    doctor, admin = gen_user(role="doctor"), gen_user(role="admin")
+    doctor_id = client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(doctor)).get_json()["id"]
+    client.post(f"/api/v1/admin/doctors/{doctor_id}/verify", headers=auth(admin))
+    assert client.patch("/api/v1/auth/me", json={"timezone": "Europe/Paris"}, headers=auth(doctor)).status_code == 200
+    assert client.get("/api/v1/doctors/me", headers=auth(doctor)).get_json()["verified"] is True
+    assert client.patch("/api/v1/auth/me", json={"full_name": "Dr Someone Else"},
+                        headers=auth(doctor)).status_code == 200
+    assert client.get("/api/v1/doctors/me", headers=auth(doctor)).get_json()["verified"] is False
+
+
 def test_only_doctors_have_doctor_profiles(client, gen_user, auth):
     assert_problem(client.put("/api/v1/doctors/me", json=PROFILE, headers=auth(gen_user())), 403)
     assert_problem(client.post("/api/v1/admin/doctors/00000000-0000-4000-8000-000000000000/verify",

@@ -163,6 +163,24 @@ class TestSignalling:
         assert ack["error"]["code"] == "not_joined"
 
 
+def test_admins_get_no_join_token(client, auth, gen_user, call):
+    admin = gen_user(role="admin")
+    assert_problem(client.post(f"{SESSIONS}/{call['session']['id']}/join", headers=auth(admin)), 403,
+                   "not_a_participant")
+    assert db.session.scalar(select(VideoJoinToken)) is None
+
+
+def test_no_signalling_once_the_session_has_ended(app, client, auth, tokens_for, call):
+    doctor, owner = video_client(app, tokens_for, call["doctor_user"]), video_client(app, tokens_for, call["owner"])
+    assert join_socket(client, auth, doctor, call, call["doctor_user"])[0]["ok"]
+    assert join_socket(client, auth, owner, call, call["owner"])[0]["ok"]
+    assert client.post(f"{SESSIONS}/{call['session']['id']}/end", headers=auth(call["doctor_user"])).status_code == 200
+    ack = owner.emit("signal", {"session_id": call["session"]["id"], "type": "offer",
+                                "data": {"type": "offer", "sdp": "v=0"}}, namespace="/video", callback=True)
+    assert ack["error"]["code"] == "session_ended"
+    assert events(doctor, "signal") == []
+
+
 def test_the_end_of_the_window_ends_the_session(app, client, auth, call):
     from pawmanity.conversations import video
 

@@ -31,6 +31,7 @@ def list_users(query):
 
 @blp.route("/users", methods=["POST"])
 @blp.auth_required("admin")
+@blp.idempotent()
 @blp.arguments(AdminUserCreateIn)
 @blp.response(201, AdminUserOut)
 @blp.errors(409, 415)

@@ -57,6 +57,7 @@ def active_model():
 
 @blp.route("/diagnoses", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(DiagnosisIn)
 @blp.response(201, DiagnosisOut)
 @blp.errors(403, 404, 415, 503)

@@ -23,6 +23,7 @@ doctor_blp = Blueprint("doctor_appointments", __name__, url_prefix=f"{API_PREFIX
 
 @blp.route("", methods=["POST"])
 @blp.auth_required("patient", "admin")
+@blp.idempotent()
 @blp.arguments(BookIn)
 @blp.response(201, AppointmentOut)
 @blp.errors(404, 409, 415)
@@ -33,6 +34,7 @@ def book(data):
 
 @blp.route("/earliest", methods=["POST"])
 @blp.auth_required("patient", "admin")
+@blp.idempotent()
 @blp.arguments(BookEarliestIn)
 @blp.response(201, AppointmentOut)
 @blp.errors(404, 409, 415)

@@ -76,3 +76,14 @@ class MessageQuery(PageQuery):
     after = fields.UUID(metadata={"description": "Only messages after this one (to catch up after reconnecting); "
                                                 "pages then count from there"})
     per_page = fields.Integer(load_default=100, validate=validate.Range(min=1, max=500))
+
+
+class BreakGlassIn(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=10, max=1000),
+                           metadata={"description": "Why an admin must read this consultation; kept in the audit "
+                                                    "trail"})
+
+
+class BreakGlassOut(Schema):
+    consultation = fields.Nested(ConsultationOut, required=True)
+    messages = fields.List(fields.Nested(MessageOut), required=True)

@@ -70,6 +70,7 @@ def list_time_off():
 
 @blp.route("/me/time-off", methods=["POST"])
 @blp.auth_required("doctor")
+@blp.idempotent()
 @blp.arguments(TimeOffIn)
 @blp.response(201, TimeOffOut)
 @blp.errors(404, 409, 415)

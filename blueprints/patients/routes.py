@@ -30,6 +30,7 @@ invitations_blp = Blueprint("guardian_invitations", __name__, url_prefix=f"{API_
 
 @blp.route("", methods=["POST"])
 @blp.auth_required("patient", "admin")
+@blp.idempotent()
 @blp.arguments(PatientIn)
 @blp.response(201, PatientOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.errors(415)
@@ -91,6 +92,7 @@ def list_weights(query, patient_id):
 
 @blp.route("/<uuid:patient_id>/weights", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(WeightIn)
 @blp.response(201, WeightOut)
 @blp.errors(404, 412, 415)
@@ -117,6 +119,7 @@ def remove_guardian(patient_id, user_id):
 
 @blp.route("/<uuid:patient_id>/invitations", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(InvitationIn)
 @blp.response(201, InvitationOut)
 @blp.errors(403, 404, 415)
@@ -147,6 +150,7 @@ def list_records(query, patient_id):
 
 @blp.route("/<uuid:patient_id>/records", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(RecordIn)
 @blp.response(201, RecordOut, headers={"ETag": {"schema": {"type": "string"}}})
 @blp.errors(404, 415)

@@ -22,6 +22,7 @@ def allow_large_bodies():
 
 @blp.route("", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(UploadIn, location="files")
 @blp.response(201, UploadOut)
 @blp.errors(404, 413, 415)

@@ -29,6 +29,7 @@ class VideoNamespace(AuthenticatedNamespace):
         if session_id not in session.get("video_sessions", []):
             raise NotFound("Join the session before signalling in it.", code="not_joined")
         video.check_signal(fields["type"], fields["data"])
+        video.check_open(session_id)
         # Relayed to the other participant only, never back to the sender.
         emit("signal", {"session_id": session_id, "from": session["user_id"], "type": fields["type"],
                         "data": fields["data"]}, to=video.room_of(session_id), skip_sid=request.sid)

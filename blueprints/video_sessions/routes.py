@@ -16,6 +16,7 @@ blp = Blueprint("video_sessions", __name__, url_prefix=f"{API_PREFIX}/video-sess
 
 @blp.route("", methods=["POST"])
 @blp.auth_required()
+@blp.idempotent()
 @blp.arguments(CreateIn)
 @blp.response(201, VideoSessionOut)
 @blp.alt_response(200, schema=VideoSessionOut, description="The appointment's existing session")

@@ -268,9 +268,10 @@ def _flush_or_slot_taken():
 
 
 def _log(appointment, actor, action, from_status, to_status, *, from_start=None, to_start=None, note=None):
-    db.session.add(AppointmentEvent(appointment_id=appointment.id, actor_id=actor.user_id, action=action,
-                                    from_status=from_status, to_status=to_status, from_start_at=from_start,
-                                    to_start_at=to_start, note=note))
+    # Through the collection, so the history is loaded before the commit and the answer needs no query after it.
+    appointment.events.append(AppointmentEvent(actor_id=actor.user_id, action=action, from_status=from_status,
+                                               to_status=to_status, from_start_at=from_start, to_start_at=to_start,
+                                               note=note))
 
 
 def guardian_ids(patient_id):

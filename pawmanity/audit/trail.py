@@ -42,6 +42,14 @@ def record(action, actor, *, object_type=None, object_id=None, outcome=SUCCESS, 
     ))
 
 
+def record_denial(denial, *, request_line, status):
+    """Write one `denied` row for a refused access, after the request's own transaction was rolled back."""
+    db.session.rollback()
+    record("access.denied", denial["actor"], object_type=denial["object_type"], object_id=denial["object_id"],
+           outcome=DENIED, detail={"request": request_line, "status": status})
+    db.session.commit()
+
+
 @event.listens_for(Session, "before_commit")
 def _append_pending(session):
     entries = session.info.pop(PENDING, None)

@@ -7,7 +7,7 @@ from sqlalchemy import exists, select
 
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
-from pawmanity.care import records
+from pawmanity.care import access, records
 from pawmanity.care.models import Guardianship, MedicalRecord
 from pawmanity.conversations.models import Consultation, ReadReceipt
 from pawmanity.core import live
@@ -59,15 +59,33 @@ def list_consultations(actor, *, page, per_page, active=None):
 
 
 def get(actor, consultation_id):
-    consultation = visible(actor, consultation_id)
+    consultation = participant_view(actor, consultation_id)[0]
     trail.record("consultation.read", actor, object_type="consultation", object_id=consultation.id)
     db.session.commit()
     return consultation
 
 
+def break_glass_read(actor, consultation_id, *, reason):
+    """An admin reads a consultation and its messages, giving a reason that joins the audit trail.
+
+    Admins are not participants: they never read a consultation in passing, only through this deliberate,
+    recorded step."""
+    from pawmanity.conversations.models import Message
+
+    if not actor.is_admin:
+        raise Forbidden("Only an admin may break the glass; participants read their consultations directly.")
+    consultation = visible(actor, consultation_id, admin_ok=True)
+    messages = db.session.scalars(select(Message).where(Message.consultation_id == consultation.id)
+                                  .order_by(Message.seq)).all()
+    trail.record("consultation.break_glass", actor, object_type="consultation", object_id=consultation.id,
+                 detail={"reason": reason, "messages": len(messages)})
+    db.session.commit()
+    return consultation, messages
+
+
 def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
     """Close the consultation; the summary, diagnosis and prescriptions join the patient's medical history."""
-    consultation = visible(actor, consultation_id, lock=True)
+    consultation = visible(actor, consultation_id, lock=True, admin_ok=True)
     if not (actor.is_admin or consultation.doctor.user_id == actor.user_id):
         raise Forbidden("Only the consultation's doctor can end it.")
     if not consultation.active:
@@ -114,19 +132,31 @@ def is_participant(user_id, consultation):
     return user_id in participant_ids(consultation)
 
 
-def visible(actor, consultation_id, *, lock=False):
-    return visible_with_participants(actor, consultation_id, lock=lock)[0]
+def visible(actor, consultation_id, *, lock=False, admin_ok=False):
+    return visible_with_participants(actor, consultation_id, lock=lock, admin_ok=admin_ok)[0]
 
 
-def visible_with_participants(actor, consultation_id, *, lock=False):
-    """The consultation (404 unless the actor takes part, or is an admin) and its participants' user ids."""
+def participant_view(actor, consultation_id, *, lock=False):
+    """The consultation and its participants, for a participant only: reading, chatting, typing, receipts."""
+    return visible_with_participants(actor, consultation_id, lock=lock)
+
+
+def visible_with_participants(actor, consultation_id, *, lock=False, admin_ok=False):
+    """The consultation and its participants' user ids.
+
+    404 unless the actor takes part or is an admin; an admin gets 403 unless `admin_ok` (administrative steps such
+    as ending a stuck consultation): admins do not read or join consultations in passing (see break_glass_read).
+    """
     query = select(Consultation).where(Consultation.id == consultation_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     consultation = db.session.scalar(query)
     participants = participant_ids(consultation) if consultation is not None else []
     if consultation is None or not (actor.is_admin or actor.user_id in participants):
-        raise NotFound("No such consultation.")
+        raise access.denied(NotFound("No such consultation."), actor, "consultation", consultation_id)
+    if actor.user_id not in participants and not admin_ok:
+        raise Forbidden("Admins do not take part in consultations; read one through a reasoned break-glass "
+                        "request (POST /consultations/{id}/break-glass).", code="not_a_participant")
     return consultation, participants
 
 

@@ -66,8 +66,11 @@ def create(actor, appointment_id):
 
 
 def join(actor, session_id):
-    """A single-use join token for this participant, inside the join window."""
+    """A single-use join token for this participant, inside the join window. Admins are not participants."""
     session = visible(actor, session_id)
+    if booking.relation_to(actor, session.appointment) == "admin":
+        raise Forbidden("Admins do not join video calls; only the appointment's doctor and the patient's "
+                        "guardians do.", code="not_a_participant")
     if session.status == "ended":
         raise Conflict("This video session has ended.", code="session_ended")
     now = utcnow()
@@ -104,6 +107,13 @@ def redeem(actor, session_id, token):
     db.session.add(VideoAttendance(session_id=session.id, user_id=actor.user_id, joined_at=now))
     db.session.commit()
     return session
+
+
+def check_open(session_id):
+    """Refuse signalling in a session that has ended (by its doctor, or by the end of the appointment)."""
+    session = db.session.get(VideoSession, uuid.UUID(str(session_id)))
+    if session is None or session.status == "ended" or utcnow() >= window(session)[1]:
+        raise Conflict("This video session has ended.", code="session_ended")
 
 
 def left(session_id, user_id):

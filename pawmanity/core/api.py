@@ -1,62 +1,36 @@
-"""flask-smorest, adapted: problem-details errors in the OpenAPI document and a Blueprint that knows about auth."""
+"""flask-smorest, adapted: a Blueprint that knows about auth, idempotency keys and operation ids, a stricter
+argument parser, and the request hooks every API answer goes through."""
 
 import re
 from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import current_app, request, send_from_directory
+from flask import current_app, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
-from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
-from pawmanity.core.errors import PROBLEM_MIMETYPE, Forbidden, PreconditionFailed, PreconditionRequired
-from pawmanity.core.schemas import ProblemSchema
+from pawmanity.core import idempotency
+from pawmanity.core.errors import Forbidden, PreconditionFailed, PreconditionRequired
 
 API_PREFIX = "/api/v1"
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
 
 
-class PawmanityApi(flask_smorest.Api):
-    ERROR_SCHEMA = ProblemSchema
-
-    def init_app(self, app, *, spec_kwargs=None):
-        spec_kwargs = {
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
-            },
-            # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
-            "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
-            **(spec_kwargs or {}),
-        }
-        super().init_app(app, spec_kwargs=spec_kwargs)
-        app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
-
-    def _register_error_handlers(self):
-        """pawmanity.errors registers the handlers; smorest's own would answer in a different shape."""
-
-    def _register_responses(self):
-        # Same components smorest registers, but error bodies are documented as application/problem+json.
-        for status in HTTPStatus:
-            response = {"description": status.phrase}
-            if status >= 400:
-                response["schema"] = self.ERROR_SCHEMA
-                prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-            elif not (100 <= status < 200) and status not in (204, 304):
-                prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
-            self.spec.components.response(status.name, response, lazy=True)
-        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
-        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
-
-
-def _swagger_ui_asset(filename):
-    # Swagger UI is served from the installed swagger-ui-bundle package: no CDN for the docs page.
-    import swagger_ui_bundle
-
-    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+def _request_fingerprint():
+    """What identifies a request for its idempotency key: method, path and body (a multipart body by its parts, as
+    the raw stream is left to the form parser)."""
+    if request.mimetype == "multipart/form-data":
+        parts = [f"{name}={value}".encode() for name, value in sorted(request.form.items(multi=True))]
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+            parts.append(f"{name}:{upload.filename}".encode())
+            parts.append(upload.stream.read())
+            upload.stream.seek(0)
+    else:
+        parts = [request.get_data(cache=True)]
+    return idempotency.fingerprint(request.method, request.path, parts)
 
 
 class StrictParser(FlaskParser):
@@ -110,6 +84,39 @@ class Blueprint(flask_smorest.Blueprint):
             if roles:
                 guarded = self.alt_response(403, response="FORBIDDEN")(guarded)
             return guarded
+
+        return decorator
+
+    def idempotent(self):
+        """Honour an `Idempotency-Key` header on a POST that creates something (services/idempotency.py).
+
+        Place it right under `auth_required()`: the key is scoped to the signed-in user, and the answer stored is
+        the serialised response."""
+
+        def decorator(view):
+            @wraps(view)
+            def once(*args, **kwargs):
+                key = request.headers.get("Idempotency-Key")
+                if key is None:
+                    return view(*args, **kwargs)
+                reservation, stored = idempotency.begin(current_user.id, key, _request_fingerprint())
+                if stored is not None:
+                    response = current_app.response_class(stored.body, status=stored.status,
+                                                          content_type=stored.content_type)
+                    response.headers.update(idempotency.stored_headers(stored))
+                    response.headers["Idempotent-Replayed"] = "true"
+                    return response
+                try:
+                    response = view(*args, **kwargs)
+                except BaseException:
+                    idempotency.fail(reservation)
+                    raise
+                response = current_app.make_response(response)
+                idempotency.finish(reservation, status=response.status_code, content_type=response.content_type,
+                                   headers=response.headers, body=response.get_data())
+                return response
+
+            return once
 
         return decorator
 

@@ -1,22 +1,94 @@
-"""Extension objects, created once without an app and bound in create_app().
+"""Extension objects, created once without an app and bound in create_app(), with the two small adaptations of
+ours they need: flask-smorest's Api documenting errors as problem details, and a lazy Redis client.
 
 Nothing here opens a connection: each object connects lazily, on first use, inside an app.
 """
 
+from http import HTTPStatus
+
+import flask_smorest
 from celery import Celery, Task
+from flask import current_app, send_from_directory
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_mail import Mail
 from flask_migrate import Migrate
+from flask_smorest.utils import prepare_response
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 
-from pawmanity.core.api import PawmanityApi
 from pawmanity.core.docstore import DocStore
-from pawmanity.core.redis_client import RedisClient
+from pawmanity.core.errors import PROBLEM_MIMETYPE
+from pawmanity.core.schemas import ProblemSchema
+
+
+class PawmanityApi(flask_smorest.Api):
+    """flask-smorest's Api: error responses documented as application/problem+json, Swagger UI served locally."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def init_app(self, app, *, spec_kwargs=None):
+        spec_kwargs = {
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
+            # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
+            "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
+            **(spec_kwargs or {}),
+        }
+        super().init_app(app, spec_kwargs=spec_kwargs)
+        app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
+
+    def _register_error_handlers(self):
+        """pawmanity.core.errors registers the handlers; smorest's own would answer in a different shape."""
+
+    def _register_responses(self):
+        # Same components smorest registers, but error bodies are documented as application/problem+json.
+        for status in HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+            elif not (100 <= status < 200) and status not in (204, 304):
+                prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Default error response", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def _swagger_ui_asset(filename):
+    # Swagger UI is served from the installed swagger-ui-bundle package: no CDN for the docs page.
+    import swagger_ui_bundle
+
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+
+class RedisClient:
+    """Redis, when REDIS_URL is configured: one lazily created client per app, keys under one prefix."""
+
+    def init_app(self, app):
+        app.extensions["redis"] = {"url": app.config.get("REDIS_URL"), "client": None}
+
+    @property
+    def enabled(self):
+        return bool(current_app.extensions["redis"]["url"])
+
+    @property
+    def client(self):
+        state = current_app.extensions["redis"]
+        if state["client"] is None:
+            import redis
+
+            state["client"] = redis.Redis.from_url(state["url"], socket_timeout=2, socket_connect_timeout=2)
+        return state["client"]
+
+    def key(self, *parts):
+        return current_app.config["REDIS_KEY_PREFIX"] + ":".join(parts)
+
 
 # Stable constraint names keep Alembic diffs identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -27,7 +99,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# Objects keep their loaded values after a commit, so a response is serialised without touching the database
+# again: a connection lost just after the commit can no longer turn a stored write into a reported failure.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 migrate = Migrate()
 jwt = JWTManager()
 api = PawmanityApi()

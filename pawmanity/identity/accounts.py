@@ -18,6 +18,8 @@ signals = Namespace()
 # Sent inside the registration's transaction, after the user row exists and before the commit, so what a
 # subscriber adds (care gives a new patient their own record) commits or rolls back with the account.
 user_registered = signals.signal("user-registered")
+# Sent inside a profile change that renamed the user, before the commit (a doctor's verification covers the name).
+user_renamed = signals.signal("user-renamed")
 
 
 def normalize_email(email):
@@ -106,11 +108,14 @@ def update_profile(user, changes, actor, *, current_session_id=None):
         user.password_changed_at = utcnow()
     if "timezone" in changes:
         check_timezone(changes["timezone"])
+    renamed = "full_name" in changes and changes["full_name"].strip() != user.full_name
     for field in ("full_name", "timezone"):
         if field in changes:
             setattr(user, field, changes[field].strip())
     trail.record("user.update", actor, object_type="user", object_id=user.id,
                  detail={"fields": sorted(changes) + (["password"] if new_password else [])})
+    if renamed:
+        user_renamed.send(user, actor=actor)
     if new_password is not None:
         # Other devices must sign in again with the new password; this one stays signed in.
         tokens.revoke_user_sessions(user.id, reason="password_changed", keep=current_session_id)

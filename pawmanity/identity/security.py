@@ -4,7 +4,7 @@ from flask import g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
 from pawmanity.core.errors import problem
-from pawmanity.core.extensions import jwt
+from pawmanity.core.extensions import db, jwt
 from pawmanity.identity import tokens
 from pawmanity.identity.actor import Actor
 
@@ -16,6 +16,7 @@ def register_jwt_callbacks():
     def token_revoked(_header, claims):
         user, revoked = tokens.user_and_revocation(claims)
         g.token_user = user
+        release_connection()
         return revoked
 
     @jwt.user_lookup_loader
@@ -58,6 +59,13 @@ def register_jwt_callbacks():
     @jwt.needs_fresh_token_loader
     def needs_fresh(_header, _claims):
         return problem(401, detail="Sign in again to do this.", code="fresh_token_required")
+
+
+def release_connection():
+    """End the lookup's read-only transaction, so its pooled connection goes back before the request body is read:
+    a client sending its body slowly must not hold a connection. Objects stay loaded (no expiry on commit), and the
+    view's first query takes a connection again."""
+    db.session.commit()
 
 
 def current_actor():

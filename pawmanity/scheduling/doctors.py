@@ -38,23 +38,27 @@ def profile_id_for(user):
 
 
 def upsert_profile(actor, data):
-    """Create or replace the caller's profile. A new licence number needs verifying again."""
+    """Create or replace the caller's profile. A new licence number, specialty or species treated needs verifying
+    again (the name, on the account, likewise: see accounts.update_profile)."""
     check_timezone(data["timezone"])
     profile = db.session.scalar(select(DoctorProfile).where(DoctorProfile.user_id == actor.user_id))
     created = profile is None
     if created:
         profile = DoctorProfile(user_id=actor.user_id)
         db.session.add(profile)
-    elif profile.license_number != data["license_number"] and profile.verified_at is not None:
-        profile.verified_at, profile.verified_by = None, None
-    species = data.pop("species_treated")
+    species = sorted(set(data.pop("species_treated")))
     data["specialty"] = normalize_specialty(data["specialty"])
+    changed = [] if created else [name for name, old, new in (
+        ("license_number", profile.license_number, data["license_number"]),
+        ("specialty", profile.specialty, data["specialty"]),
+        ("species_treated", profile.species_treated, species)) if old != new]
+    held = bool(changed) and profile.hold_for_review()
     for field, value in data.items():
         setattr(profile, field, value)
-    profile.species = [DoctorSpecies(species=name) for name in sorted(set(species))]
+    profile.species = [DoctorSpecies(species=name) for name in species]
     db.session.flush()
     trail.record("doctor.profile." + ("create" if created else "update"), actor, object_type="doctor",
-                 object_id=profile.id)
+                 object_id=profile.id, detail={"held_for_review": changed} if held else None)
     db.session.commit()
     return profile, created
 
@@ -174,3 +178,14 @@ def lock_calendar(doctor_id):
 
 def _hhmm(minutes):
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def on_user_renamed(user, *, actor):
+    """Subscribed to identity's `user_renamed` by the app factory: the name is part of what an admin verified
+    against the licence register, so a renamed doctor is held for review again."""
+    if user.role != "doctor":
+        return
+    profile = db.session.scalar(select(DoctorProfile).where(DoctorProfile.user_id == user.id))
+    if profile is not None and profile.hold_for_review():
+        trail.record("doctor.profile.update", actor, object_type="doctor", object_id=profile.id,
+                     detail={"held_for_review": ["full_name"]})

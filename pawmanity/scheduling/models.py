@@ -50,6 +50,12 @@ class DoctorProfile(IdMixin, TimestampMixin, db.Model):
     def verified(self):
         return self.verified_at is not None
 
+    def hold_for_review(self):
+        """Unverify (unlisted and unbookable until an admin verifies again); True if it had been verified."""
+        was_verified = self.verified_at is not None
+        self.verified_at, self.verified_by = None, None
+        return was_verified
+
 
 class DoctorSpecies(db.Model):
     __tablename__ = "doctor_species"
