@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from pawmanity.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from pawmanity.extensions import db
 from pawmanity.models import ROLES, SELF_SERVICE_ROLES, User, utcnow
-from pawmanity.services import audit, passwords, patients, tokens
+from pawmanity.services import audit, passwords, patients, throttles, tokens
 
 
 def normalize_email(email):
@@ -91,7 +91,10 @@ def update_profile(user, changes, actor, *, current_session_id=None):
     new_password = changes.pop("new_password", None)
     current_password = changes.pop("current_password", None)
     if new_password is not None:
+        # Only wrong guesses count: someone holding a stolen access token must not get to try many passwords.
+        throttles.check("password_check", user.id)
         if not current_password or not passwords.verify_password(user.password_hash, current_password):
+            throttles.spend("password_check", user.id)
             raise InvalidInput("The current password is incorrect.",
                                errors={"current_password": ["The current password is incorrect."]})
         _check_password(new_password, user.email)

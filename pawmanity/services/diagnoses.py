@@ -16,7 +16,7 @@ from sqlalchemy import select
 from pawmanity.errors import InvalidInput, NotFound
 from pawmanity.extensions import db, docstore
 from pawmanity.models import DiagnosisFeedback, DiagnosisLogOutbox, Patient, utcnow
-from pawmanity.services import access, audit, booking, triage
+from pawmanity.services import access, audit, booking, throttles, triage
 from pawmanity.services.access import ADMIN, DOCTOR_OF_RECORD, GUARDIAN
 from pawmanity.services.knowledge import knowledge_base
 from pawmanity.services.notifier import notify
@@ -29,6 +29,7 @@ PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "low_
 def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))
     knowledge_base().check_species(patient.species)
+    throttles.spend("diagnosis", actor.user_id)
     started = time.perf_counter()
     result = triage.assess(patient.species, symptoms, age_years=_age(patient), sex=_sex(patient))
     latency_ms = round((time.perf_counter() - started) * 1000, 3)

@@ -15,7 +15,7 @@ from pawmanity.models import (
     NEUTER_STATUSES, GuardianInvitation, Guardianship, Patient, User, WeightMeasurement, utcnow,
 )
 from pawmanity.pagination import paginate
-from pawmanity.services import access, audit
+from pawmanity.services import access, audit, throttles
 from pawmanity.services.notifier import queue_email
 from pawmanity.services.access import ADMIN, GUARDIAN
 
@@ -145,6 +145,7 @@ def list_guardians(actor, patient_id):
 def invite_guardian(actor, patient_id, *, email, relation):
     """E-mail a single-use link; the token itself is never stored, only its hash."""
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
+    throttles.spend("invitation", actor.user_id)  # each one sends an e-mail to an address of the caller's choosing
     email = email.strip().lower()
     token = secrets.token_urlsafe(32)
     ttl = timedelta(hours=current_app.config["GUARDIAN_INVITATION_HOURS"])

@@ -11,7 +11,7 @@ from pawmanity.errors import DomainError, Forbidden, NotFound
 from pawmanity.extensions import db
 from pawmanity.models import Consultation, MedicalRecord, Patient, Upload, utcnow
 from pawmanity.pagination import paginate
-from pawmanity.services import access, audit, media, storage
+from pawmanity.services import access, audit, media, storage, throttles
 from pawmanity.services.access import ADMIN, GUARDIAN
 from pawmanity.services.offload import run_blocking
 
@@ -28,6 +28,11 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
             linked = db.session.get(model, wanted)
             if linked is None or linked.patient_id != patient.id:
                 raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
+    # Cleaning and storing are the dear part: both budgets must have room before either is spent.
+    throttles.check("upload", actor.user_id)
+    throttles.check("upload_bytes", actor.user_id, cost=len(data))
+    throttles.spend("upload", actor.user_id)
+    throttles.spend("upload_bytes", actor.user_id, cost=len(data))
     clean = run_blocking(media.clean, data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
     store = storage.backend()
     sha256 = _sha256(clean.data)
