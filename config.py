@@ -78,6 +78,8 @@ class Config:
     # Document store: mongodb:// -> pymongo; unset -> embedded on-disk store
     MONGO_URI = os.environ.get("MONGO_URI") or f"montydb://{INSTANCE_PATH / 'docstore'}"
     MONGO_DB_NAME = os.environ.get("MONGO_DB_NAME", "pawmanity")
+    # After a failure the store is skipped this long (diagnosis logs wait in the outbox) before one caller retries.
+    DOCSTORE_BREAKER_SECONDS = _env_int("PAWMANITY_DOCSTORE_BREAKER_SECONDS", 30)
 
     # Redis: Socket.IO message queue, token blocklist, rate-limit storage, Celery broker
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -220,6 +222,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly
+    DOCSTORE_BREAKER_SECONDS = 0  # tests of the breaker switch it on
     CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}
 
 

@@ -1,7 +1,10 @@
 """POST /ai/diagnoses: assessments for patients the caller may act for, every one logged, none lost."""
 
+import time
+import uuid
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from pawmanity.extensions import db, docstore
 from pawmanity.models import DiagnosisLogOutbox, Notification
@@ -156,3 +159,43 @@ def test_confirmed_cases_join_training_and_retraining_is_gated(make_app, client,
         assert meta["training"]["confirmed_cases"] == {"human": 0, "dog": 1, "cat": 0}
         again = triage_model.retrain_if_not_worse()  # same seed and data: the metrics tie, which is not worse
         assert again["activated"] is True
+
+
+def test_after_one_failure_mongodb_is_skipped_for_a_while(make_app, auth, owner_and_dog, monkeypatch):
+    owner, dog = owner_and_dog
+    client = make_app(DOCSTORE_BREAKER_SECONDS=0.5).test_client()
+    attempts = []
+
+    class SlowlyUnreachable:  # what pymongo does while MongoDB is down: wait for server selection, then fail
+        def __getitem__(self, name):
+            attempts.append(name)
+            time.sleep(0.3)
+            raise ConnectionError("MongoDB is down")
+
+    real = type(docstore).db
+    monkeypatch.setattr(type(docstore), "db", property(lambda self: SlowlyUnreachable()))
+    started = time.monotonic()
+    ids = [client.post(URL, headers=auth(owner), json=body(dog, "cough")).get_json()["id"] for _ in range(4)]
+    assert len(attempts) == 1  # the first diagnosis found it down; the next three did not wait for it
+    assert time.monotonic() - started < 0.3 + 1.0
+    assert sorted(str(row.diagnosis_id) for row in db.session.scalars(select(DiagnosisLogOutbox))) == sorted(ids)
+
+    monkeypatch.setattr(type(docstore), "db", real)
+    with client.application.app_context():
+        assert diagnoses.drain_outbox() == 0  # still within the pause
+        time.sleep(0.6)
+        assert diagnoses.drain_outbox() == 4  # one probe succeeded and closed the breaker
+        assert sorted(log["_id"] for log in logs()) == sorted(ids)
+
+
+def test_the_outbox_drain_empties_the_whole_backlog_in_one_run(app, owner_and_dog):
+    _, dog = owner_and_dog
+    for n in range(250):
+        diagnosis_id = uuid.uuid4()
+        db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=dog.id, document={
+            "_id": str(diagnosis_id), "patient_id": str(dog.id), "created_at": f"2026-01-01T00:00:{n % 60:02d}Z"}))
+    db.session.commit()
+    assert diagnoses.drain_outbox() == 250
+    assert db.session.scalar(select(func.count()).select_from(DiagnosisLogOutbox)
+                             .where(DiagnosisLogOutbox.delivered_at.is_(None))) == 0
+    assert len(logs()) == 250

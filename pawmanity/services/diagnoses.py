@@ -18,6 +18,7 @@ from pawmanity.extensions import db, docstore
 from pawmanity.models import DiagnosisFeedback, DiagnosisLogOutbox, Patient, utcnow
 from pawmanity.services import access, audit, booking, throttles, triage
 from pawmanity.services.access import ADMIN, DOCTOR_OF_RECORD, GUARDIAN
+from pawmanity.services.docstore import DocStoreUnavailable
 from pawmanity.services.knowledge import knowledge_base
 from pawmanity.services.notifier import notify
 
@@ -96,8 +97,8 @@ def feedback(actor, diagnosis_id, *, confirmed_condition, comment=None):
                  detail={"confirmed_condition": confirmed_condition})
     db.session.commit()
     try:  # the log shows the outcome too; the PostgreSQL row is the record that matters for training
-        docstore.db[COLLECTION].update_one({"_id": str(diagnosis_id)}, {"$set": {"feedback": {
-            "confirmed_condition": confirmed_condition, "by": str(actor.user_id), "at": _iso(row.created_at)}}})
+        docstore.run(lambda store: store[COLLECTION].update_one({"_id": str(diagnosis_id)}, {"$set": {"feedback": {
+            "confirmed_condition": confirmed_condition, "by": str(actor.user_id), "at": _iso(row.created_at)}}}))
     except Exception as error:  # the store is down: the feedback is safe in PostgreSQL
         current_app.logger.warning("feedback not copied to the diagnosis log: %s", type(error).__name__)
     return {"diagnosis_id": str(diagnosis_id), "confirmed_condition": confirmed_condition, "comment": comment,
@@ -115,25 +116,34 @@ def _document(diagnosis_id):
 
 
 def drain_outbox(batch=100):
-    """Deliver waiting logs to MongoDB; safe to run again and from several workers (upsert by _id)."""
+    """Deliver every waiting log to MongoDB, a batch at a time, until none is left or the store fails (then the
+    rest waits for the next run). Safe to run again and from several workers (upsert by _id)."""
     delivered = 0
-    waiting = db.session.scalars(select(DiagnosisLogOutbox).where(DiagnosisLogOutbox.delivered_at.is_(None))
-                                 .order_by(DiagnosisLogOutbox.created_at).limit(batch)).all()
-    for row in waiting:
-        if not _store(row.document):
-            break  # still down: try again later
-        row.delivered_at = utcnow()
+    while True:
+        waiting = db.session.scalars(select(DiagnosisLogOutbox).where(DiagnosisLogOutbox.delivered_at.is_(None))
+                                     .order_by(DiagnosisLogOutbox.created_at).limit(batch)).all()
+        for row in waiting:
+            if not _store(row.document):
+                db.session.commit()  # keep what did get through
+                return delivered
+            row.delivered_at = utcnow()
+            delivered += 1
         db.session.commit()
-        delivered += 1
-    return delivered
+        if len(waiting) < batch:
+            return delivered
 
 
 def _store(document):
-    try:
-        collection = docstore.db[COLLECTION]
+    def write(store):
+        collection = store[COLLECTION]
         collection.replace_one({"_id": document["_id"]}, document, upsert=True)
         _ensure_indexes(collection)
+
+    try:
+        docstore.run(write)
         return True
+    except DocStoreUnavailable:  # skipped: the failure that opened the breaker has been logged
+        return False
     except Exception as error:  # any failure of the document store sends the log to the outbox
         current_app.logger.warning("diagnosis log kept in the outbox: %s", type(error).__name__)
         return False
@@ -141,7 +151,7 @@ def _store(document):
 
 def _find(query):
     try:
-        return list(docstore.db[COLLECTION].find(query))
+        return docstore.run(lambda store: list(store[COLLECTION].find(query)))
     except Exception:  # the store is down: the outbox still answers for what it holds
         return []
 
