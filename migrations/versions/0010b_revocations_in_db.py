@@ -5,7 +5,7 @@ alone, so sessions revoked before this upgrade get their `sid:` row here; otherw
 for up to 15 minutes) would answer again after the upgrade. Logging out always revoked the session too, so the
 session rows cover the access tokens that were blocklisted one by one.
 
-Revision ID: 0010b_revocations_in_the_database
+Revision ID: 0010b_revocations_in_db
 Revises: 0009_diagnosis_feedback
 Create Date: 2026-11-30 16:00:00
 
@@ -18,7 +18,7 @@ from alembic import op
 from pawmanity.models.base import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0010b_revocations_in_the_database'
+revision = '0010b_revocations_in_db'
 down_revision = '0009_diagnosis_feedback'
 branch_labels = None
 depends_on = None
