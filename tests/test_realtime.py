@@ -125,7 +125,7 @@ def test_reauth_carries_an_open_socket_over_to_a_fresh_token(socket_app, gen_use
 
 
 def test_the_sweep_outlives_a_failing_revocation_store(make_app, gen_user, tokens_for):
-    interval = 0.5
+    interval = 1
     app = make_app(SOCKET_REVOCATION_SWEEP_SECONDS=interval)
     socketio.on_namespace(WhoAmINamespace("/whoami"))
     pair = tokens_for(gen_user())
@@ -152,7 +152,7 @@ def test_the_sweep_outlives_a_failing_revocation_store(make_app, gen_user, token
         while client.is_connected("/whoami") and time.monotonic() - logged_out < 5:
             time.sleep(0.02)
         assert not client.is_connected("/whoami")
-        assert time.monotonic() - logged_out <= interval + 0.3  # within one sweep period
+        assert time.monotonic() - logged_out <= interval + 0.5  # within one sweep period (and some slack)
         assert session_ended_codes(client) == ["token_revoked"]
     finally:
         if event.contains(engine, "before_cursor_execute", store_down):
