@@ -108,7 +108,7 @@ class Config:
     # Redis down must not make requests fail: counters move to this process's memory and Redis is tried again
     # (Flask-Limiter backs off on its own; pawmanity.services.throttles after RATELIMIT_STORAGE_RETRY_SECONDS).
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
-    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 1, "socket_connect_timeout": 1}
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # as the other Redis clients
     RATELIMIT_STORAGE_RETRY_SECONDS = _env_int("PAWMANITY_RATELIMIT_STORAGE_RETRY_SECONDS", 15)
     # Per client address (anonymous endpoints)
     LOGIN_RATE_LIMIT = os.environ.get("PAWMANITY_LOGIN_RATE_LIMIT", "10 per minute")
