@@ -89,6 +89,8 @@ class Config:
     # Document store: mongodb:// -> pymongo; unset -> embedded on-disk store
     MONGO_URI = os.environ.get("MONGO_URI") or f"montydb://{INSTANCE_PATH / 'docstore'}"
     MONGO_DB_NAME = os.environ.get("MONGO_DB_NAME", "pawmanity")
+    # After a failure the store is skipped this long (diagnosis logs wait in the outbox) before one caller retries.
+    DOCSTORE_BREAKER_SECONDS = _env_int("PAWMANITY_DOCSTORE_BREAKER_SECONDS", 30)
 
     # Redis: Socket.IO message queue, token blocklist, rate-limit storage, Celery broker
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -114,7 +116,21 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_KEY_PREFIX = "pawmanity"
+    # Redis down must not make requests fail: counters move to this process's memory and Redis is tried again
+    # (Flask-Limiter backs off on its own; pawmanity.services.throttles after RATELIMIT_STORAGE_RETRY_SECONDS).
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # as the other Redis clients
+    RATELIMIT_STORAGE_RETRY_SECONDS = _env_int("PAWMANITY_RATELIMIT_STORAGE_RETRY_SECONDS", 15)
+    # Per client address (anonymous endpoints)
     LOGIN_RATE_LIMIT = os.environ.get("PAWMANITY_LOGIN_RATE_LIMIT", "10 per minute")
+    REGISTER_RATE_LIMIT = os.environ.get("PAWMANITY_REGISTER_RATE_LIMIT", "10 per hour")
+    # Per account
+    PASSWORD_CHECK_RATE_LIMIT = os.environ.get("PAWMANITY_PASSWORD_CHECK_RATE_LIMIT", "5 per 15 minutes")
+    DIAGNOSIS_RATE_LIMIT = os.environ.get("PAWMANITY_DIAGNOSIS_RATE_LIMIT", "30 per hour")
+    UPLOAD_RATE_LIMIT = os.environ.get("PAWMANITY_UPLOAD_RATE_LIMIT", "60 per hour")
+    UPLOAD_BYTES_RATE_LIMIT = os.environ.get("PAWMANITY_UPLOAD_BYTES_RATE_LIMIT", f"{500 * 1024 * 1024} per hour")
+    INVITATION_RATE_LIMIT = os.environ.get("PAWMANITY_INVITATION_RATE_LIMIT", "20 per day")
+    TYPING_RATE_LIMIT = os.environ.get("PAWMANITY_TYPING_RATE_LIMIT", "10 per 10 seconds")
 
     # Request bodies: JSON endpoints are small; upload endpoints raise their own limit.
     MAX_CONTENT_LENGTH = _env_int("PAWMANITY_MAX_JSON_BYTES", 1024 * 1024)
@@ -225,9 +241,14 @@ class TestingConfig(Config):
     ARGON2_MEMORY_KIB = 1024
     ARGON2_TIME_COST = 1
     LOGIN_RATE_LIMIT = "1000 per minute"
+    # Tests that check a limit set it low themselves; the rest must never meet one.
+    REGISTER_RATE_LIMIT = "1000 per minute"
+    DIAGNOSIS_RATE_LIMIT = UPLOAD_RATE_LIMIT = INVITATION_RATE_LIMIT = "1000 per minute"
+    TYPING_RATE_LIMIT = PASSWORD_CHECK_RATE_LIMIT = "1000 per minute"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly
+    DOCSTORE_BREAKER_SECONDS = 0  # tests of the breaker switch it on
     CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}
 
 

@@ -1,10 +1,14 @@
 """POST /ai/diagnoses: assessments for patients the caller may act for, every one logged, none lost."""
 
+import time
+import uuid
 from datetime import date, timedelta
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from pawmanity.core import docstore as docstore_module
 from pawmanity.core.extensions import db, docstore
 from pawmanity.notifications.models import Notification
 from pawmanity.triage import diagnoses
@@ -200,3 +204,44 @@ def test_a_result_leads_to_doctors_of_that_specialty_for_the_species(client, aut
     booked = client.post(earliest["url"], headers=auth(owner),
                          json={**earliest["body"], "patient_id": str(dog.id), "type": "video"})
     assert booked.status_code == 201, booked.get_json()
+
+
+def test_after_one_failure_mongodb_is_skipped_for_a_while(make_app, auth, owner_and_dog, monkeypatch):
+    owner, dog = owner_and_dog
+    client = make_app(DOCSTORE_BREAKER_SECONDS=30).test_client()
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(docstore_module, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    attempts = []
+
+    class SlowlyUnreachable:  # what pymongo does while MongoDB is down: wait for server selection, then fail
+        def __getitem__(self, name):
+            attempts.append(name)
+            time.sleep(0.3)
+            raise ConnectionError("MongoDB is down")
+
+    real = type(docstore).db
+    monkeypatch.setattr(type(docstore), "db", property(lambda self: SlowlyUnreachable()))
+    ids = [client.post(URL, headers=auth(owner), json=body(dog, "cough")).get_json()["id"] for _ in range(4)]
+    assert len(attempts) == 1  # the first diagnosis found it down; the next three did not wait for it
+    assert sorted(str(row.diagnosis_id) for row in db.session.scalars(select(DiagnosisLogOutbox))) == sorted(ids)
+
+    monkeypatch.setattr(type(docstore), "db", real)
+    with client.application.app_context():
+        clock.now += 29
+        assert diagnoses.drain_outbox() == 0  # still within the pause
+        clock.now += 2
+        assert diagnoses.drain_outbox() == 4  # one probe succeeded and closed the breaker
+        assert sorted(log["_id"] for log in logs()) == sorted(ids)
+
+
+def test_the_outbox_drain_empties_the_whole_backlog_in_one_run(app, owner_and_dog):
+    _, dog = owner_and_dog
+    for n in range(250):
+        diagnosis_id = uuid.uuid4()
+        db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=dog.id, document={
+            "_id": str(diagnosis_id), "patient_id": str(dog.id), "created_at": f"2026-01-01T00:00:{n % 60:02d}Z"}))
+    db.session.commit()
+    assert diagnoses.drain_outbox() == 250
+    assert db.session.scalar(select(func.count()).select_from(DiagnosisLogOutbox)
+                             .where(DiagnosisLogOutbox.delivered_at.is_(None))) == 0
+    assert len(logs()) == 250

@@ -43,3 +43,35 @@ def test_downgrade_and_upgrade_round_trip(make_app, database, tmp_path):
         if database["dialect"] == "postgresql":
             with psycopg.connect(database["admin_dsn"], autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_sessions_revoked_while_redis_held_the_blocklist_stay_revoked(make_app, tmp_path):
+    """Before 0013 a revoked session had its blocklist entry in Redis only; the upgrade writes it to the database."""
+    import uuid
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from pawmanity.core.database import utcnow
+    from pawmanity.identity.models import AuthSession, RevokedToken, User
+
+    url = f"sqlite:///{tmp_path / 'backfill.sqlite3'}"
+    app = make_app(plugins=(), SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        upgrade(revision="0009_diagnosis_feedback")
+        now = utcnow()
+        user = User(email="old@example.com", full_name="Old Times", role="patient", password_hash="x")
+        db.session.add(user)
+        db.session.flush()
+        ended, live, long_gone, already = (uuid.uuid4() for _ in range(4))
+        for session_id, revoked_at, expires_at in ((ended, now, now + timedelta(days=29)),
+                                                   (live, None, now + timedelta(days=29)),
+                                                   (long_gone, now - timedelta(days=40), now - timedelta(days=10)),
+                                                   (already, now, now + timedelta(days=29))):
+            db.session.add(AuthSession(id=session_id, user_id=user.id, created_at=now, last_used_at=now,
+                                       expires_at=expires_at, revoked_at=revoked_at))
+        db.session.add(RevokedToken(key=f"sid:{already}", expires_at=now + timedelta(days=29)))
+        db.session.commit()
+        upgrade()
+        assert set(db.session.scalars(select(RevokedToken.key))) == {f"sid:{ended}", f"sid:{already}"}
+        db.engine.dispose()

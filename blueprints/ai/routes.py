@@ -60,7 +60,7 @@ def active_model():
 @blp.idempotent()
 @blp.arguments(DiagnosisIn)
 @blp.response(201, DiagnosisOut)
-@blp.errors(403, 404, 415, 503)
+@blp.errors(403, 404, 415, 429, 503)
 def create_diagnosis(data):
     """Assess a patient's symptoms: likely conditions, urgency (red flags override the model), what to do."""
     return diagnoses.diagnose(current_actor(), **data)

@@ -14,6 +14,10 @@ def login_rate_limit():
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
+def register_rate_limit():
+    return current_app.config["REGISTER_RATE_LIMIT"]
+
+
 def login_email_key():
     # A second bucket per target account, so spreading a guessing attack over many addresses does not help.
     body = request.get_json(silent=True)
@@ -22,9 +26,10 @@ def login_email_key():
 
 
 @blp.route("/register", methods=["POST"])
+@rate_limited(register_rate_limit)  # per client address: each sign-up costs an argon2 hash and an e-mail
 @blp.arguments(RegisterIn)
 @blp.response(201, UserOut)
-@blp.errors(409, 415)
+@blp.errors(409, 415, 429)
 def register(data):
     """Create a patient or doctor account. Location names the account as its owner reads it once signed in."""
     return accounts.register(actor=current_actor(), **data), 201, {"Location": f"{API_PREFIX}/auth/me"}
@@ -72,7 +77,7 @@ def me():
 @blp.auth_required()
 @blp.arguments(MeUpdateIn)
 @blp.response(200, UserOut)
-@blp.errors(415)
+@blp.errors(415, 429)
 def update_me(changes):
     """Change your name, timezone or password (the current password is required to change it)."""
     return accounts.update_profile(get_current_user(), changes, current_actor(),

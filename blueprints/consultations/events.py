@@ -4,7 +4,7 @@ from flask import request
 
 from blueprints.consultations.schemas import ConsultationRef, ReadIn, SocketMessageIn
 from pawmanity.conversations import consultations, messaging
-from pawmanity.core import live
+from pawmanity.core import live, ratelimits
 from pawmanity.identity.sockets import AuthenticatedNamespace, acknowledged, socket_actor
 
 
@@ -34,6 +34,7 @@ class ChatNamespace(AuthenticatedNamespace):
         actor = socket_actor()
         consultation, participants = consultations.visible_with_participants(
             actor, ConsultationRef().load(data)["consultation_id"])
+        ratelimits.spend("typing", actor.user_id)  # each one fans out to every participant's sockets
         live.emit_to_users("typing", {"consultation_id": str(consultation.id), "user_id": str(actor.user_id)},
                            participants, namespace=live.CHAT, skip_sid=request.sid, after_commit=False)
         return {"ok": True}

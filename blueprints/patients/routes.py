@@ -122,7 +122,7 @@ def remove_guardian(patient_id, user_id):
 @blp.idempotent()
 @blp.arguments(InvitationIn)
 @blp.response(201, InvitationOut)
-@blp.errors(403, 404, 415)
+@blp.errors(403, 404, 415, 429)
 def invite_guardian(data, patient_id):
     """E-mail a single-use, expiring code that lets another account become a guardian."""
     return patients.invite_guardian(current_actor(), patient_id, **data)

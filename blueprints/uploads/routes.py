@@ -25,7 +25,7 @@ def allow_large_bodies():
 @blp.idempotent()
 @blp.arguments(UploadIn, location="files")
 @blp.response(201, UploadOut)
-@blp.errors(404, 413, 415)
+@blp.errors(404, 413, 415, 429)
 def create_upload(form):
     """Upload a file for a patient you may see. Its type is read from its bytes; images are stripped of metadata."""
     limit = current_app.config["UPLOAD_MAX_BYTES"]

@@ -13,6 +13,7 @@ from pawmanity.audit import trail
 from pawmanity.care import access
 from pawmanity.care.access import ADMIN, GUARDIAN
 from pawmanity.care.models import NEUTER_STATUSES, GuardianInvitation, Guardianship, Patient, WeightMeasurement
+from pawmanity.core import ratelimits
 from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from pawmanity.core.extensions import db
@@ -151,6 +152,7 @@ def list_guardians(actor, patient_id):
 def invite_guardian(actor, patient_id, *, email, relation):
     """E-mail a single-use link; the token itself is never stored, only its hash."""
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
+    ratelimits.spend("invitation", actor.user_id)  # each one sends an e-mail to an address of the caller's choosing
     email = email.strip().lower()
     token = secrets.token_urlsafe(32)
     ttl = timedelta(hours=current_app.config["GUARDIAN_INVITATION_HOURS"])

@@ -7,9 +7,6 @@ are numbered under a lock on the consultation, so their order is the commit orde
 from datetime import timedelta
 
 from flask import current_app
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -17,15 +14,11 @@ from pawmanity.audit import trail
 from pawmanity.care.models import Upload
 from pawmanity.conversations import consultations
 from pawmanity.conversations.models import Consultation, Message, ReadReceipt
-from pawmanity.core import live
+from pawmanity.core import live, ratelimits
 from pawmanity.core.database import paginate, utcnow
-from pawmanity.core.errors import Conflict, DomainError, InvalidInput, NotFound
+from pawmanity.core.errors import Conflict, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
-
-
-class RateLimited(DomainError):
-    status, code = 429, "rate_limited"
 
 
 def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), skip_sid=None):
@@ -38,7 +31,7 @@ def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), 
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
     body = _clean_body(body)
     attachment_ids = _check_attachments(consultation, attachment_ids)
-    _check_rate(actor.user_id)
+    ratelimits.spend("chat_message", actor.user_id)
     # Lock the consultation: the next number is taken and committed before anyone else can take one.
     # populate_existing: the row was loaded above, before the lock; its count must be re-read under the lock.
     locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update()
@@ -181,22 +174,4 @@ def _clean_body(body):
     if len(body) > limit:
         raise InvalidInput("The message is too long.", errors={"body": [f"At most {limit} characters."]})
     return body
-
-
-def _check_rate(user_id):
-    limiter, item = _rate_limiter()
-    if not limiter.hit(item, "chat", str(user_id)):
-        reset_at, _ = limiter.get_window_stats(item, "chat", str(user_id))
-        retry_after = max(1, int(reset_at - utcnow().timestamp()) + 1)
-        raise RateLimited("You are sending messages too fast; wait a moment.",
-                          headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after})
-
-
-def _rate_limiter():
-    state = current_app.extensions.setdefault("chat_rate_limiter", {})
-    if not state:
-        uri = current_app.config["RATELIMIT_STORAGE_URI"]
-        state["limiter"] = MovingWindowRateLimiter(storage_from_string(uri))
-        state["item"] = parse(current_app.config["CHAT_RATE_LIMIT"])
-    return state["limiter"], state["item"]
 

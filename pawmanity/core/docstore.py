@@ -5,8 +5,13 @@
 
 Backends are a plain registry, so the test suite can add its in-memory double without the application knowing it.
 Clients are created on first use, never at import or in create_app.
+
+Callers that can do without the store (the diagnosis log has its outbox) go through `run`, a circuit breaker: after
+a failure the store is skipped for DOCSTORE_BREAKER_SECONDS, so each request does not wait out pymongo's 2 s server
+selection while MongoDB is down; then one caller tries again, and a success closes the breaker.
 """
 
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,13 +41,17 @@ BACKENDS = {
 }
 
 
+class DocStoreUnavailable(Exception):
+    """The store failed recently and is being skipped until its breaker's pause is over."""
+
+
 class DocStore:
     def init_app(self, app):
         uri = app.config["MONGO_URI"]
         scheme = urlsplit(uri).scheme
         if scheme not in BACKENDS:
             raise RuntimeError(f"MONGO_URI scheme '{scheme}' is not one of {sorted(BACKENDS)}")
-        app.extensions["docstore"] = {"uri": uri, "scheme": scheme, "client": None}
+        app.extensions["docstore"] = {"uri": uri, "scheme": scheme, "client": None, "open_until": 0.0}
 
     def _state(self):
         return current_app.extensions["docstore"]
@@ -61,3 +70,25 @@ class DocStore:
     def ping(self):
         """A round trip to the store; raises if it cannot be reached."""
         self.db.list_collection_names()
+
+    def run(self, operation):
+        """`operation(db)` through the circuit breaker; DocStoreUnavailable while it is open."""
+        state = self._state()
+        pause = current_app.config["DOCSTORE_BREAKER_SECONDS"]
+        if state["open_until"]:
+            if time.monotonic() < state["open_until"]:
+                raise DocStoreUnavailable("the document store failed recently; skipped for now")
+            state["open_until"] = time.monotonic() + pause  # this caller probes; the others keep skipping
+        try:
+            result = operation(self.db)
+        except Exception as error:
+            if pause:
+                if not state["open_until"]:
+                    current_app.logger.warning("document store failed (%s); skipping it for %ss",
+                                               type(error).__name__, pause)
+                state["open_until"] = time.monotonic() + pause
+            raise
+        if state["open_until"]:
+            state["open_until"] = 0.0
+            current_app.logger.info("document store reachable again")
+        return result

@@ -20,6 +20,7 @@ signals = Namespace()
 user_registered = signals.signal("user-registered")
 # Sent inside a profile change that renamed the user, before the commit (a doctor's verification covers the name).
 user_renamed = signals.signal("user-renamed")
+from pawmanity.core import ratelimits
 
 
 def normalize_email(email):
@@ -100,7 +101,10 @@ def update_profile(user, changes, actor, *, current_session_id=None):
     new_password = changes.pop("new_password", None)
     current_password = changes.pop("current_password", None)
     if new_password is not None:
+        # Only wrong guesses count: someone holding a stolen access token must not get to try many passwords.
+        ratelimits.check("password_check", user.id)
         if not current_password or not passwords.verify_password(user.password_hash, current_password):
+            ratelimits.spend("password_check", user.id)
             raise InvalidInput("The current password is incorrect.",
                                errors={"current_password": ["The current password is incorrect."]})
         _check_password(new_password, user.email)

@@ -63,7 +63,7 @@ class RefreshToken(db.Model):
 
 
 class RevokedToken(db.Model):
-    """The token blocklist when no Redis is configured: access-token jtis and whole sessions."""
+    """The token blocklist (access-token jtis and whole sessions): the one source of truth, Redis or not."""
 
     __tablename__ = "revoked_tokens"
 

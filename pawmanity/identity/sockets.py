@@ -1,5 +1,13 @@
-"""Socket.IO foundations: token authentication at connect, shared by every plugin's namespace."""
+"""Socket.IO foundations: token authentication at connect, shared by every plugin's namespace.
 
+A socket lives on the access token it connected with. Before that token expires the client sends a `reauth` event
+with a fresh access token (from POST /auth/refresh) to keep the connection; otherwise, or when the token's session
+is revoked, the server sends `session_ended` ({code: "token_expired" | "token_revoked"}) and closes the socket, and
+the client reconnects with a fresh token. Events on a socket whose token has expired or been revoked get an error
+acknowledgement and close it.
+"""
+
+import time
 import uuid
 from functools import wraps
 
@@ -38,6 +46,16 @@ def authenticate_socket(auth):
     return user, claims
 
 
+def _socket_claims(claims):
+    """What a socket keeps of its token: who, which token and session, and until when."""
+    return {"sub": claims.get("sub"), "jti": claims.get("jti"), "sid": claims.get("sid"), "exp": claims.get("exp")}
+
+
+def _expired(claims, now=None):
+    expires = claims.get("exp")
+    return isinstance(expires, (int, float)) and expires <= (now or time.time())
+
+
 # This process's open sockets and the token each connected with: {(socket id, namespace): claims}.
 _open_sockets = {}
 
@@ -49,13 +67,28 @@ class AuthenticatedNamespace(Namespace):
         user, claims = authenticate_socket(auth)
         session["user_id"] = str(user.id)
         session["role"] = user.role
-        session["claims"] = {"sub": claims.get("sub"), "jti": claims.get("jti"), "sid": claims.get("sid")}
+        session["claims"] = _socket_claims(claims)
         join_room(user_room(user.id))
         _open_sockets[(request.sid, self.namespace)] = session["claims"]
         _start_revocation_sweep()
 
     def on_disconnect(self, reason=None):
         _open_sockets.pop((request.sid, self.namespace), None)
+
+    def on_reauth(self, data=None):
+        """Carry the open socket over to a fresh access token of the same account: `{token: <access token>}`.
+        Accepted even when the old token has just expired (the socket has not been swept yet)."""
+        try:
+            user, claims = authenticate_socket(data)
+        except ConnectionRefusedError as refused:
+            reason = refused.args[0] if refused.args else {}
+            return {"error": {"status": 401, **reason}}
+        if str(user.id) != session.get("user_id"):
+            return {"error": {"status": 403, "code": "other_account",
+                              "detail": "Re-authenticate with a token of the account that opened this socket."}}
+        session["claims"] = _socket_claims(claims)
+        _open_sockets[(request.sid, self.namespace)] = session["claims"]
+        return {"ok": True, "expires_at": claims["exp"]}
 
     @staticmethod
     def current_user_id():
@@ -78,8 +111,13 @@ def acknowledged(handler):
 
     @wraps(handler)
     def wrapper(self, data=None):
+        claims = session.get("claims") or {"sub": session.get("user_id")}
+        if _expired(claims):
+            disconnect()
+            return {"error": {"status": 401, "code": "token_expired",
+                              "detail": "The access token has expired; reconnect (or send `reauth`) with a fresh one."}}
         # One lookup answers both "is this token still good?" and "who is this, now?".
-        user, revoked = tokens.user_and_revocation(session.get("claims") or {"sub": session.get("user_id")})
+        user, revoked = tokens.user_and_revocation(claims)
         if revoked:
             disconnect()
             return {"error": {"status": 401, "code": "token_revoked", "detail": "Your session has ended."}}
@@ -105,27 +143,64 @@ def acknowledged(handler):
 
 
 def _start_revocation_sweep():
-    """Once per process: every few seconds, disconnect open sockets whose token or session has been revoked
-    (logout, a reused refresh token, a deactivated account), even if they send nothing."""
+    """Once per process: every few seconds, disconnect open sockets whose token has expired or whose token or
+    session has been revoked (logout, a reused refresh token, a deactivated account), even if they send nothing."""
     interval = current_app.config["SOCKET_REVOCATION_SWEEP_SECONDS"]
     state = current_app.extensions.setdefault("socket_revocation_sweep", {})
     if not interval or state.get("started"):
         return
     state["started"] = True
-    socketio.start_background_task(_sweep_forever, current_app._get_current_object(), interval)
+    socketio.start_background_task(run_supervised, current_app._get_current_object(), "socket revocation sweep",
+                                   sweep_revoked_sockets, interval, state)
 
 
-def _sweep_forever(app, interval):
-    while True:
-        socketio.sleep(interval)
-        with app.app_context():
-            sweep_revoked_sockets()
+def run_supervised(app, name, step, interval, state):
+    """Run `step` every `interval` seconds for as long as the process lives (or until `state["stop"]` is set).
+
+    A failing step (the database away, a bug) must not end the loop: it is logged -- with its traceback the first
+    time, as one line while it keeps failing -- and retried after 1, 2, 4... seconds, never more than `interval`,
+    so a store that comes back is used again within one period.
+    """
+    failures = 0
+    delay = interval
+    while not state.get("stop"):
+        socketio.sleep(delay)
+        if state.get("stop"):
+            return
+        try:
+            with app.app_context():
+                step()
+        except Exception as error:
+            failures += 1
+            if failures == 1:
+                app.logger.exception("%s failed; retrying", name)
+            else:
+                app.logger.warning("%s failed again (%d in a row): %s", name, failures, type(error).__name__)
+            delay = min(interval, 2 ** (failures - 1))
+        else:
+            if failures:
+                app.logger.info("%s recovered after %d failures", name, failures)
+            failures, delay = 0, interval
+        state["last_run"] = time.monotonic()
 
 
 def sweep_revoked_sockets():
-    """Disconnect this process's sockets whose token is revoked. Returns how many."""
-    revoked = [key for key, claims in list(_open_sockets.items()) if tokens.is_revoked(claims)]
-    for socket_id, namespace in revoked:
+    """Disconnect this process's sockets whose token has expired or been revoked. Returns how many.
+
+    One query covers every open socket; each dropped socket is told why (`session_ended`) before it is closed.
+    """
+    now = time.time()
+    sockets = list(_open_sockets.items())
+    revoked = tokens.revoked_among([claims for _key, claims in sockets]) if sockets else []
+    ended = 0
+    for ((socket_id, namespace), claims), is_revoked in zip(sockets, revoked):
+        if not (is_revoked or _expired(claims, now)):
+            continue
+        if _open_sockets.get((socket_id, namespace)) is not claims:
+            continue  # it re-authenticated (or closed) meanwhile
         _open_sockets.pop((socket_id, namespace), None)
+        code = "token_revoked" if is_revoked else "token_expired"
+        socketio.server.emit("session_ended", {"code": code}, to=socket_id, namespace=namespace)
         socketio.server.disconnect(socket_id, namespace=namespace)
-    return len(revoked)
+        ended += 1
+    return ended

@@ -4,7 +4,9 @@
 - A refresh token is single-use: using it marks it used and issues a new pair in the same session. A second use of
   the same refresh token means it was stolen, so the whole session (the token family) is revoked.
 - Logging out blocklists the access token and revokes its session, which ends its refresh tokens too.
-The blocklist lives in Redis (keys expire with the tokens) when REDIS_URL is set, otherwise in the database.
+The blocklist lives in the database, whether or not Redis is configured: Redis may lose its data (a restart, a
+FLUSHDB, an eviction) at any time, and a revocation must never come undone. Every authenticated request loads its
+user from the database anyway, so the blocklist check rides on that same query and costs no extra round trip.
 """
 
 import uuid
@@ -19,7 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from pawmanity.audit import trail
 from pawmanity.core.database import utcnow
 from pawmanity.core.errors import Unauthorized
-from pawmanity.core.extensions import db, redis_client
+from pawmanity.core.extensions import db
 from pawmanity.identity.models import AuthSession, RefreshToken, RevokedToken, User
 
 
@@ -93,24 +95,27 @@ def logout(claims):
 
 def is_revoked(claims):
     """Whether this token, or the session it belongs to, has been revoked."""
-    keys = _revocation_keys(claims)
-    if redis_client.enabled:
-        return redis_client.client.exists(*(redis_client.key("revoked", k) for k in keys)) > 0
-    return db.session.scalar(select(_any_revoked(keys))) is True
+    return db.session.scalar(select(_any_revoked(_revocation_keys(claims)))) is True
+
+
+def revoked_among(claims_list):
+    """Which of these tokens are revoked, in one query: a list of booleans in the same order."""
+    keys_per_token = [_revocation_keys(claims) for claims in claims_list]
+    wanted = sorted({key for keys in keys_per_token for key in keys})
+    revoked = set()
+    for start in range(0, len(wanted), 500):  # bounded IN lists, whatever the number of open sockets
+        revoked.update(db.session.scalars(select(RevokedToken.key)
+                                          .where(RevokedToken.key.in_(wanted[start:start + 500]))))
+    return [any(key in revoked for key in keys) for keys in keys_per_token]
 
 
 def user_and_revocation(claims):
-    """The token's user and whether the token is revoked: the check every authenticated request makes.
-
-    Without Redis both come from one database round trip; with Redis, one to each.
-    """
+    """The token's user and whether the token is revoked, in one database round trip: the check every
+    authenticated request (and every socket event) makes."""
     user_id = _uuid_or_none(claims.get("sub"))
     if user_id is None:
         return None, False
-    keys = _revocation_keys(claims)
-    if redis_client.enabled:
-        return db.session.get(User, user_id), is_revoked(claims)
-    row = db.session.execute(select(User, _any_revoked(keys)).where(User.id == user_id)).first()
+    row = db.session.execute(select(User, _any_revoked(_revocation_keys(claims))).where(User.id == user_id)).first()
     return (row[0], row[1]) if row else (None, False)
 
 
@@ -126,10 +131,6 @@ def _any_revoked(keys):
 
 
 def blocklist_add(key, expires_at):
-    if redis_client.enabled:
-        ttl = max(1, int((expires_at - utcnow()).total_seconds()) + 1)
-        redis_client.client.set(redis_client.key("revoked", key), b"1", ex=ttl)
-        return
     # Two logouts of one token at once must both succeed: insert, or find it already there.
     dialect = db.session.get_bind().dialect.name
     insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
@@ -138,7 +139,7 @@ def blocklist_add(key, expires_at):
 
 
 def purge_expired(now=None):
-    """Drop refresh tokens and blocklist rows that can no longer matter (Redis expires its own keys)."""
+    """Drop refresh tokens and blocklist rows that can no longer matter."""
     now = now or utcnow()
     grace = now - timedelta(days=1)
     tokens = db.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < grace)).rowcount

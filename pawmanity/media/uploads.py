@@ -12,6 +12,7 @@ from pawmanity.care import access
 from pawmanity.care.access import ADMIN, GUARDIAN
 from pawmanity.care.models import MedicalRecord, Patient, Upload
 from pawmanity.conversations.models import Consultation
+from pawmanity.core import ratelimits
 from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import DomainError, Forbidden, NotFound
 from pawmanity.core.extensions import db
@@ -31,6 +32,11 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
             linked = db.session.get(model, wanted)
             if linked is None or linked.patient_id != patient.id:
                 raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
+    # Cleaning and storing are the dear part: both budgets must have room before either is spent.
+    ratelimits.check("upload", actor.user_id)
+    ratelimits.check("upload_bytes", actor.user_id, cost=len(data))
+    ratelimits.spend("upload", actor.user_id)
+    ratelimits.spend("upload_bytes", actor.user_id, cost=len(data))
     clean = run_blocking(imaging.clean, data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
     store = storage.backend()
     sha256 = _sha256(clean.data)

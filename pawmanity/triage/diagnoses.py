@@ -18,7 +18,9 @@ from pawmanity.audit import trail
 from pawmanity.care import access
 from pawmanity.care.access import ADMIN, DOCTOR_OF_RECORD, GUARDIAN
 from pawmanity.care.models import Patient
+from pawmanity.core import ratelimits
 from pawmanity.core.database import utcnow
+from pawmanity.core.docstore import DocStoreUnavailable
 from pawmanity.core.errors import InvalidInput, NotFound
 from pawmanity.core.extensions import db, docstore
 from pawmanity.notifications.notifier import notify
@@ -33,6 +35,8 @@ PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "book
 
 def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False, age_years=None, age_band=None):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))
+    knowledge_base().check_species(patient.species)
+    ratelimits.spend("diagnosis", actor.user_id)
     age_range = patient_age_range(patient, age_years=age_years, age_band=age_band)
     started = time.perf_counter()
     result = assessment.assess(patient.species, symptoms, age_range=age_range, sex=_sex(patient))
@@ -111,8 +115,8 @@ def feedback(actor, diagnosis_id, *, confirmed_condition, comment=None):
                  detail={"confirmed_condition": confirmed_condition})
     db.session.commit()
     try:  # the log shows the outcome too; the PostgreSQL row is the record that matters for training
-        docstore.db[COLLECTION].update_one({"_id": str(diagnosis_id)}, {"$set": {"feedback": {
-            "confirmed_condition": confirmed_condition, "by": str(actor.user_id), "at": _iso(row.created_at)}}})
+        docstore.run(lambda store: store[COLLECTION].update_one({"_id": str(diagnosis_id)}, {"$set": {"feedback": {
+            "confirmed_condition": confirmed_condition, "by": str(actor.user_id), "at": _iso(row.created_at)}}}))
     except Exception as error:  # the store is down: the feedback is safe in PostgreSQL
         current_app.logger.warning("feedback not copied to the diagnosis log: %s", type(error).__name__)
     return {"diagnosis_id": str(diagnosis_id), "confirmed_condition": confirmed_condition, "comment": comment,
@@ -130,25 +134,34 @@ def _document(diagnosis_id):
 
 
 def drain_outbox(batch=100):
-    """Deliver waiting logs to MongoDB; safe to run again and from several workers (upsert by _id)."""
+    """Deliver every waiting log to MongoDB, a batch at a time, until none is left or the store fails (then the
+    rest waits for the next run). Safe to run again and from several workers (upsert by _id)."""
     delivered = 0
-    waiting = db.session.scalars(select(DiagnosisLogOutbox).where(DiagnosisLogOutbox.delivered_at.is_(None))
-                                 .order_by(DiagnosisLogOutbox.created_at).limit(batch)).all()
-    for row in waiting:
-        if not _store(row.document):
-            break  # still down: try again later
-        row.delivered_at = utcnow()
+    while True:
+        waiting = db.session.scalars(select(DiagnosisLogOutbox).where(DiagnosisLogOutbox.delivered_at.is_(None))
+                                     .order_by(DiagnosisLogOutbox.created_at).limit(batch)).all()
+        for row in waiting:
+            if not _store(row.document):
+                db.session.commit()  # keep what did get through
+                return delivered
+            row.delivered_at = utcnow()
+            delivered += 1
         db.session.commit()
-        delivered += 1
-    return delivered
+        if len(waiting) < batch:
+            return delivered
 
 
 def _store(document):
-    try:
-        collection = docstore.db[COLLECTION]
+    def write(store):
+        collection = store[COLLECTION]
         collection.replace_one({"_id": document["_id"]}, document, upsert=True)
         _ensure_indexes(collection)
+
+    try:
+        docstore.run(write)
         return True
+    except DocStoreUnavailable:  # skipped: the failure that opened the breaker has been logged
+        return False
     except Exception as error:  # any failure of the document store sends the log to the outbox
         current_app.logger.warning("diagnosis log kept in the outbox: %s", type(error).__name__)
         return False
@@ -156,7 +169,7 @@ def _store(document):
 
 def _find(query):
     try:
-        return list(docstore.db[COLLECTION].find(query))
+        return docstore.run(lambda store: list(store[COLLECTION].find(query)))
     except Exception:  # the store is down: the outbox still answers for what it holds
         return []
 
