@@ -146,7 +146,8 @@ class Config:
     UPLOAD_DIR = os.environ.get("PAWMANITY_UPLOAD_DIR", str(BASE_DIR / "uploads"))
     UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
     UPLOAD_MAX_BYTES = _env_int("PAWMANITY_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
-    UPLOAD_MAX_PIXELS = _env_int("PAWMANITY_UPLOAD_MAX_PIXELS", 40_000_000)
+    # Decoded size per upload, frames x samples per pixel x rows x columns, checked from the header: 40 MP in colour.
+    UPLOAD_MAX_SAMPLES = _env_int("PAWMANITY_UPLOAD_MAX_SAMPLES", 120_000_000)
     MEDIA_THREADS = _env_int("PAWMANITY_MEDIA_THREADS", 2)  # images cleaned at once, off the event loop
     UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
     UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...

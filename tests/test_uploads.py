@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from pawmanity.extensions import db
 from pawmanity.models import AuditEvent, Upload
+from tests.crafted_media import deflated_dicom
 from tests.support import assert_problem
 
 UPLOADS = "/api/v1/uploads"
@@ -141,6 +142,53 @@ def test_too_big_is_413_before_reading_it_all(make_app, auth, owner_and_pet):
     owner, pet = owner_and_pet
     client = make_app(UPLOAD_MAX_BYTES=10_000).test_client()
     assert_problem(upload(client, auth(owner), pet, b"\xff\xd8\xff" + b"\x00" * 200_000), 413)
+
+
+def test_a_deflated_dicom_of_300_frames_is_refused_from_its_header(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    bomb = deflated_dicom(frames=300, rows=1000, columns=1000)  # inflates to 300 MB
+    assert len(bomb) < 300 * 1024
+    body = assert_problem(upload(client, auth(owner), pet, bomb, filename="scan.dcm"), 422, "image_too_large")
+    assert "300 frame(s)" in body["detail"]
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+def test_the_dicom_bomb_costs_the_worker_little_memory():
+    """Issue 10: 285 KB took a worker from 257 MB to 1.2 GB. Measured in a fresh process (bench/media_memory.py)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "media_memory.py")
+    result = subprocess.run([sys.executable, script, "--json"], capture_output=True, text=True, check=True,
+                            timeout=120)
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["growth_mb"] < 150, measured
+
+
+def test_a_multi_frame_dicom_under_the_cap_is_kept_whole_and_previewed_from_its_first_frame(
+        client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    scan = deflated_dicom(frames=4, rows=60, columns=40, bits=16, value=7)
+    body = upload(client, auth(owner), pet, scan, filename="scan.dcm").get_json()
+    assert body["content_type"] == "application/dicom" and (body["width"], body["height"]) == (40, 60)
+    content = client.get(f"{UPLOADS}/{body['id']}/content", headers=auth(owner))
+    assert content.data == scan
+    preview = client.get(f"{UPLOADS}/{body['id']}/thumbnail", headers=auth(owner))
+    assert Image.open(io.BytesIO(preview.data)).size == (40, 60)
+
+
+def test_the_cap_counts_frames_and_colour_samples(make_app, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    client = make_app(UPLOAD_MAX_SAMPLES=10_000).test_client()
+    # 5 frames of 50x50: 12,500 samples, over the cap although each frame alone is far under it.
+    assert_problem(upload(client, auth(owner), pet, deflated_dicom(frames=5, rows=50, columns=50)), 422,
+                   "image_too_large")
+    # 80x50 RGBA is 4,000 pixels but 16,000 samples.
+    assert_problem(upload(client, auth(owner), pet, png(width=80, height=50), filename="a.png"), 422,
+                   "image_too_large")
+    assert upload(client, auth(owner), pet, png(width=50, height=50), filename="a.png").status_code == 201
 
 
 @pytest.mark.parametrize("name, expected", [("../../etc/passwd.png", "passwd.png"),

@@ -28,7 +28,7 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
             linked = db.session.get(model, wanted)
             if linked is None or linked.patient_id != patient.id:
                 raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
-    clean = run_blocking(media.clean, data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
+    clean = run_blocking(media.clean, data, max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
     store = storage.backend()
     sha256 = _sha256(clean.data)
     key = storage.content_key(sha256, clean.suffix)
