@@ -327,3 +327,38 @@ def test_photo_quality_advice(client, auth, owner_and_pet, kind, side, problem):
         assert quality["retake"] is False and quality["advice"] == []
     else:
         assert quality["retake"] is True and any(problem in line for line in quality["advice"])
+
+
+REFUSAL_ON_THE_GEVENT_POOL = """
+from gevent import monkey
+monkey.patch_all()
+from pawmanity import create_app
+from pawmanity.services import media
+from pawmanity.services.offload import run_blocking
+app = create_app("testing", plugins=(), settings={"ASYNC_MODE": "gevent", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+with app.app_context():
+    for data in (b"<html></html>", b""):
+        try:
+            run_blocking(media.clean, data, max_samples=1000)
+        except Exception as error:
+            print(type(error).__name__)
+"""
+
+
+def test_expected_refusals_on_the_image_pool_print_no_traceback():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", REFUSAL_ON_THE_GEVENT_POOL], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.split() == ["UnsupportedMediaType", "InvalidInput"]  # still raised to the caller
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_refused_upload_is_one_log_line(client, auth, owner_and_pet, caplog):
+    owner, pet = owner_and_pet
+    with caplog.at_level("INFO"):
+        assert_problem(upload(client, auth(owner), pet, png_bomb()), 422, "image_too_large")
+    refusals = [r for r in caplog.records if "upload refused" in r.getMessage()]
+    assert len(refusals) == 1 and "422 image_too_large" in refusals[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records) and all(r.levelname != "ERROR" for r in caplog.records)

@@ -28,7 +28,12 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
             linked = db.session.get(model, wanted)
             if linked is None or linked.patient_id != patient.id:
                 raise NotFound(f"No such {code.split('_')[0]} for this patient.", code=code)
-    clean = run_blocking(media.clean, data, max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
+    try:
+        clean = run_blocking(media.clean, data, max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
+    except DomainError as refusal:
+        current_app.logger.info("upload refused for patient %s: %s %s (%d bytes)", patient.id, refusal.status,
+                                refusal.code, len(data))
+        raise
     store = storage.backend()
     sha256 = _sha256(clean.data)
     key = storage.content_key(sha256, clean.suffix)
