@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import CONFIGS, DEV_SECRET
 from pawmanity import models  # noqa: F401  (every model registered before migrations look)
 from pawmanity import ratelimits  # noqa: F401  (registers the limiter's request filter)
-from pawmanity.api import require_json_bodies
+from pawmanity.api import BoundedJSONRequest, require_json_bodies
 from pawmanity.cli import register_commands
 from pawmanity.errors import register_error_handlers
 from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
@@ -95,4 +95,5 @@ def register_socketio(app):
 
 
 def register_request_hooks(app):
+    app.request_class = BoundedJSONRequest
     app.before_request(require_json_bodies)

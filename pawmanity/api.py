@@ -5,14 +5,16 @@ from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import request, send_from_directory
+from flask import Request, request, send_from_directory
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from flask_smorest.utils import prepare_response
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import UnsupportedMediaType
 
-from pawmanity.errors import PROBLEM_MIMETYPE, Forbidden, PreconditionFailed, PreconditionRequired
-from pawmanity.schemas import ProblemSchema
+from pawmanity.errors import (
+    PROBLEM_MIMETYPE, Forbidden, NestingTooDeep, PreconditionFailed, PreconditionRequired,
+)
+from pawmanity.schemas import MAX_NESTING, ProblemSchema, check_nesting
 
 API_PREFIX = "/api/v1"
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
@@ -63,10 +65,59 @@ class StrictParser(FlaskParser):
 
     def _raw_load_json(self, req):
         try:
-            return super()._raw_load_json(req)
+            body = super()._raw_load_json(req)
+        except RecursionError:  # thousands of levels: the json module itself gives up
+            raise _too_deep() from None
         except ValueError as error:  # e.g. an integer of more than 4,300 digits, which json refuses
             return self._handle_invalid_json_error(error, req)
+        check_nesting(body)
+        return body
 
+
+def _too_deep():
+    return NestingTooDeep(f"The request body nests deeper than {MAX_NESTING} levels.")
+
+
+class _TooDeepToParse(ValueError):
+    """A ValueError, so that get_json(silent=True) callers (a rate-limit key) treat it as unreadable JSON."""
+
+
+class BoundedJSONRequest(Request):
+    """request.get_json() with the depth limit the schemas' parser has, and 422 rather than 500 past it."""
+
+    @property
+    def json_module(self):
+        return _BoundedJSON
+
+    @json_module.setter
+    def json_module(self, provider):
+        """Flask hands each request the app's provider; _BoundedJSON already parses through it."""
+
+    def on_json_loading_failed(self, error):
+        if isinstance(error, _TooDeepToParse):
+            raise _too_deep()
+        return super().on_json_loading_failed(error)
+
+
+class _BoundedJSON:
+    """Flask's JSON, refusing nesting past MAX_NESTING (werkzeug calls `loads` only)."""
+
+    @staticmethod
+    def loads(data, **kwargs):
+        from flask import json
+
+        try:
+            value = json.loads(data, **kwargs)
+            check_nesting(value)
+        except (RecursionError, NestingTooDeep):
+            raise _TooDeepToParse("nested too deeply") from None
+        return value
+
+    @staticmethod
+    def dumps(value, **kwargs):
+        from flask import json
+
+        return json.dumps(value, **kwargs)
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()

@@ -11,6 +11,7 @@ from jwt import PyJWTError
 from marshmallow import ValidationError
 
 from pawmanity.errors import DomainError, Unauthorized
+from pawmanity.schemas import text_problem
 from pawmanity.extensions import db, socketio
 from pawmanity.models import User
 from pawmanity.services import tokens
@@ -85,6 +86,11 @@ def acknowledged(handler):
             return {"error": {"status": 401, "code": "token_revoked", "detail": "Your session has ended."}}
         g.socket_user = user
         try:
+            # Every event, whether or not its handler loads a schema: nothing too deep for the handler to walk,
+            # no text the database cannot store.
+            problem = text_problem(data)
+            if problem:
+                raise ValidationError(problem, "_schema")
             return handler(self, data)
         except ValidationError as error:
             return {"error": {"status": 422, "code": "validation_failed", "detail": "The event did not validate.",
