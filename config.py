@@ -142,6 +142,11 @@ class Config:
     OPENAPI_JSON_PATH = "v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
     OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+    # Swagger UI would send the whole API description to validator.swagger.io for a badge; it stays here.
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
+    # /metrics answers only `Authorization: Bearer <this>`; unset, it is not served at all (404) in production.
+    METRICS_TOKEN = os.environ.get("PAWMANITY_METRICS_TOKEN") or None
+    METRICS_OPEN_WITHOUT_TOKEN = False
 
     UPLOAD_DIR = os.environ.get("PAWMANITY_UPLOAD_DIR", str(BASE_DIR / "uploads"))
     UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
@@ -184,7 +189,7 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    pass
+    METRICS_OPEN_WITHOUT_TOKEN = True  # a laptop's own port
 
 
 class ProductionConfig(Config):
@@ -193,6 +198,7 @@ class ProductionConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    METRICS_OPEN_WITHOUT_TOKEN = True
     ASYNC_MODE = "threading"
     SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
     JWT_SECRET_KEY = SECRET_KEY

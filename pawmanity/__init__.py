@@ -13,6 +13,7 @@ from pawmanity.api import BoundedJSONRequest, require_json_bodies
 from pawmanity.cli import register_commands
 from pawmanity.errors import register_error_handlers
 from pawmanity.extensions import api, db, docstore, jwt, limiter, mail, migrate, redis_client, socketio
+from pawmanity.headers import register_security_headers
 from pawmanity.metrics import init_metrics
 from pawmanity.plugins import load_plugins
 from pawmanity.realtime import AuthenticatedNamespace
@@ -97,3 +98,4 @@ def register_socketio(app):
 def register_request_hooks(app):
     app.request_class = BoundedJSONRequest
     app.before_request(require_json_bodies)
+    register_security_headers(app)

@@ -55,3 +55,56 @@ def deflated_dicom(frames=300, rows=1000, columns=1000, samples=1, bits=8, value
         remaining -= len(chunk)
     output.write(deflater.flush())
     return output.getvalue()
+
+
+def pdf(catalog_extra=b"", objects=(), compressed=False):
+    """A one-page PDF. `objects` are extra object bodies numbered from 4; `catalog_extra` goes into the catalog.
+    With `compressed`, the catalog and the extra objects live in a deflated object stream (PDF 1.5), so none of
+    their names appear in the raw bytes."""
+    catalog = b"<< /Type /Catalog /Pages 2 0 R " + catalog_extra + b" >>"
+    plain = {2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+             3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 10 10] >>"}
+    hidden = {1: catalog, **{4 + i: body for i, body in enumerate(objects)}}
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+
+    def write(number, body):
+        offsets[number] = len(out)
+        out.extend(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+
+    if not compressed:
+        for number, body in sorted({**plain, **hidden}.items()):
+            write(number, body)
+        start = len(out)
+        size = max(offsets) + 1
+        out.extend(b"xref\n0 %d\n0000000000 65535 f \n" % size)
+        for number in range(1, size):
+            out.extend(b"%010d 00000 n \n" % offsets[number])
+        out.extend(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (size, start))
+        return bytes(out)
+
+    for number, body in plain.items():
+        write(number, body)
+    stream_number = max(hidden) + 1
+    numbers = sorted(hidden)
+    bodies, header, position = b"", b"", 0
+    for number in numbers:
+        header += b"%d %d " % (number, position)
+        bodies += hidden[number] + b" "
+        position = len(bodies)
+    payload = zlib.compress(header + bodies)
+    write(stream_number, b"<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+          % (len(numbers), len(header), len(payload)) + payload + b"\nendstream")
+    xref_number = stream_number + 1
+    offsets[xref_number] = len(out)
+    rows = [struct.pack(">BIH", 0, 0, 65535)]
+    for number in range(1, xref_number + 1):
+        if number in hidden:
+            rows.append(struct.pack(">BIH", 2, stream_number, numbers.index(number)))
+        else:
+            rows.append(struct.pack(">BIH", 1, offsets[number], 0))
+    table = b"".join(rows)
+    out.extend(b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\nstream\n"
+               % (xref_number, xref_number + 1, len(table)) + table + b"\nendstream\nendobj\n")
+    out.extend(b"startxref\n%d\n%%%%EOF\n" % offsets[xref_number])
+    return bytes(out)

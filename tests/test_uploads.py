@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from pawmanity.extensions import db
 from pawmanity.models import AuditEvent, Upload
-from tests.crafted_media import deflated_dicom
+from tests.crafted_media import deflated_dicom, pdf
 from tests.support import assert_problem
 
 UPLOADS = "/api/v1/uploads"
@@ -126,6 +126,31 @@ def test_refused_files_store_nothing(client, auth, owner_and_pet, data, status, 
     owner, pet = owner_and_pet
     assert_problem(upload(client, auth(owner), pet, data), status, code)
     assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+@pytest.mark.parametrize("catalog, objects, compressed", [
+    (b"/OpenAction 4 0 R", [b"<< /S /JavaScript /JS (app.alert(1)) >>"], False),
+    (b"/OpenAction 4 0 R", [b"<< /S /JavaScript /JS (app.alert(1)) >>"], True),  # hidden in an object stream
+    (b"/Open#41ction << /S /L#61unch /F (calc.exe) >>", [], False),                # names spelt with escapes
+    (b"/AA << /WC << /S /Launch /F (x.exe) >> >>", [], False),
+    (b"/Names << /EmbeddedFiles 4 0 R >>", [b"<< /Names [(a.exe) << /Type /Filespec /F (a.exe) /EF << /F 5 0 R >> "
+                                            b">>] >>", b"<< /Type /EmbeddedFile /Length 0 >>\nstream\n\nendstream"], True),
+    (b"/Names << /JavaScript 4 0 R >>", [b"<< /Names [(x) << /S /JavaScript /JS (1) >>] >>"], False),
+], ids=["openaction-js", "compressed-js", "escaped-launch", "additional-actions", "embedded-file", "js-name-tree"])
+def test_pdfs_with_active_content_are_415(client, auth, owner_and_pet, catalog, objects, compressed):
+    owner, pet = owner_and_pet
+    response = upload(client, auth(owner), pet, pdf(catalog, objects, compressed), filename="report.pdf")
+    assert_problem(response, 415, "pdf_active_content")
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_plain_pdf_is_kept_as_sent(client, auth, owner_and_pet, compressed):
+    owner, pet = owner_and_pet
+    document = pdf(b"/PageMode /UseOutlines", compressed=compressed)
+    body = upload(client, auth(owner), pet, document, filename="report.pdf").get_json()
+    assert body["content_type"] == "application/pdf"
+    assert client.get(f"{UPLOADS}/{body['id']}/content", headers=auth(owner)).data == document
 
 
 def test_the_bomb_is_only_a_few_kilobytes():

@@ -6,6 +6,7 @@ as they are. DICOM files are read with pydicom and get a PNG rendering to look a
 """
 
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 
@@ -19,6 +20,13 @@ DICOM_HEADER_BYTES = 256 * 1024   # the elements before the pixel data must fit 
 PIXEL_DATA_TAG = 0x7FE00010
 PIXEL_ELEMENT_HEADER = 12         # tag, VR, reserved, 32-bit length (explicit VR); implicit VR uses 8 of them
 PREVIEW_BAND_ROWS = 256
+# Keys and action types that make a PDF do something when opened or clicked, beyond showing pages.
+PDF_ACTIVE_KEYS = frozenset({"/JavaScript", "/JS", "/OpenAction", "/AA", "/Launch", "/EmbeddedFile",
+                             "/EmbeddedFiles", "/EF", "/RichMedia", "/XFA"})
+PDF_ACTIVE_ACTIONS = frozenset({"/JavaScript", "/Launch", "/ImportData", "/SubmitForm", "/RichMediaExecute",
+                                "/GoToE"})
+PDF_ACTIVE_TYPES = frozenset({"/EmbeddedFile"})
+PDF_NAME = re.compile(rb"/[^\s/\[\]<>(){}%]+")
 
 
 class UnsupportedMediaType(DomainError):
@@ -137,7 +145,65 @@ def _thumbnail(image):
 def _clean_pdf(data):
     if b"%%EOF" not in data[-2048:]:
         raise InvalidInput("The PDF is incomplete.", errors={"file": ["The PDF is truncated."]})
+    found = _pdf_active_content(data)
+    if found:
+        raise UnsupportedMediaType(f"PDFs with active content are not accepted (found {', '.join(sorted(found))}); "
+                                   "print it to a new PDF or upload it as an image.", code="pdf_active_content")
     return CleanFile(content_type="application/pdf", data=data, suffix=".pdf")
+
+
+def _pdf_active_content(data):
+    """The active-content keys (scripts, actions, launchers, attachments, rich media) in the PDF.
+
+    Two looks: the raw bytes (every uncompressed dictionary, including objects no cross-reference table points to,
+    which repairing viewers still find) and pypdf's parse of the object graph (dictionaries inside compressed object
+    streams, names spelt with #xx escapes). A file pypdf cannot parse is accepted only if it has no compressed object
+    streams, since the raw look then saw every dictionary. Password-protected files cannot be checked."""
+    found = {name for name in PDF_ACTIVE_KEYS | PDF_ACTIVE_ACTIONS if name in _pdf_names(data)}
+    try:
+        found |= _pdf_graph_active_content(data)
+    except UnsupportedMediaType:
+        raise
+    except Exception as error:  # pypdf raises many kinds on damaged files
+        if b"/ObjStm" in data:
+            raise InvalidInput("The PDF could not be read.", errors={"file": [str(error)[:200]]}) from None
+    return found
+
+
+def _pdf_names(data):
+    """Every /Name in the raw bytes, with #xx escapes decoded."""
+    names = set()
+    for match in PDF_NAME.finditer(data):
+        raw = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), match.group(0))
+        names.add(raw.decode("latin-1"))
+    return names
+
+
+def _pdf_graph_active_content(data):
+    import pypdf
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise UnsupportedMediaType("Password-protected PDFs cannot be checked; upload an unprotected copy.",
+                                   code="pdf_encrypted")
+    found, seen, pending = set(), set(), [reader.trailer]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, IndirectObject):
+            if (item.idnum, item.generation) in seen:
+                continue
+            seen.add((item.idnum, item.generation))
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):  # stream dictionaries included
+            found.update(str(key) for key in item.keys() if key in PDF_ACTIVE_KEYS)
+            for key in ("/S", "/Type"):
+                if item.get(key) in PDF_ACTIVE_ACTIONS | PDF_ACTIVE_TYPES:
+                    found.add(str(item.get(key)))
+            pending.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            pending.extend(item)
+    return found
 
 
 def _clean_dicom(data, max_samples):
