@@ -21,6 +21,7 @@ from pawmanity.models import User
 from pawmanity.services import docstore as docstore_module
 from pawmanity.services import passwords, tokens
 from pawmanity.services.actor import Actor
+from pawmanity.services.email_addresses import email_skeleton
 from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL
 
 # The in-memory pymongo double is a test-only backend of the document-store seam.
@@ -145,7 +146,8 @@ def gen_user(app):
 
     def make(role="patient", *, email=None, full_name=None, active=True):
         n = next(numbers)
-        user = User(email=email or f"{role}{n}-{uuid.uuid4().hex[:6]}@example.com",
+        email = email or f"{role}{n}-{uuid.uuid4().hex[:6]}@example.com"
+        user = User(email=email, email_skeleton=email_skeleton(email),
                     full_name=full_name or f"Test {role.title()} {n}", role=role, active=active,
                     password_hash=password_hash)
         db.session.add(user)

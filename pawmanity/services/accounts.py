@@ -10,10 +10,7 @@ from pawmanity.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauth
 from pawmanity.extensions import db
 from pawmanity.models import ROLES, SELF_SERVICE_ROLES, User, utcnow
 from pawmanity.services import audit, passwords, patients, tokens
-
-
-def normalize_email(email):
-    return email.strip().lower()
+from pawmanity.services.email_addresses import email_skeleton, lookup_email, normalize_email
 
 
 def register(*, email, password, full_name, role, actor, timezone="UTC"):
@@ -30,14 +27,16 @@ def create_user_as_admin(*, email, password, full_name, role, actor):
 
 def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     email = normalize_email(email)
+    skeleton = email_skeleton(email)
     _check_password(password, email)
     check_timezone(timezone)
-    user = User(email=email, password_hash=passwords.hash_password(password), full_name=full_name.strip(),
-                role=role, timezone=timezone)
+    _refuse_look_alike(email, skeleton)
+    user = User(email=email, email_skeleton=skeleton, password_hash=passwords.hash_password(password),
+                full_name=full_name.strip(), role=role, timezone=timezone)
     db.session.add(user)
     try:
         db.session.flush()
-    except IntegrityError:
+    except IntegrityError:  # a concurrent sign-up with the same address or a look-alike of it
         db.session.rollback()
         raise Conflict("An account with this e-mail address already exists.", code="email_taken") from None
     if role == "patient":
@@ -48,9 +47,19 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     return user
 
 
+def _refuse_look_alike(email, skeleton):
+    existing = db.session.scalar(select(User.email).where(or_(User.email == email, User.email_skeleton == skeleton)))
+    if existing == email:
+        raise Conflict("An account with this e-mail address already exists.", code="email_taken")
+    if existing is not None:
+        raise Conflict("This e-mail address looks like the address of an existing account (letters from other "
+                       "alphabets or full-width forms); use the address exactly as your mailbox spells it.",
+                       code="email_confusable")
+
+
 def authenticate(*, email, password, actor):
     """Check credentials and open a session. Every attempt, good or bad, is audited."""
-    email = normalize_email(email)
+    email = lookup_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         passwords.burn_verification_time(password)
@@ -156,7 +165,7 @@ def ensure_admin(*, email, password, full_name, actor):
 
     Returns (user, created).
     """
-    existing = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    existing = db.session.scalar(select(User).where(User.email == normalize_email(email)))  # 422 when invalid
     if existing is None:
         return create_user_as_admin(email=email, password=password, full_name=full_name, role="admin",
                                     actor=actor), True

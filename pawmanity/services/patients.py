@@ -18,6 +18,7 @@ from pawmanity.pagination import paginate
 from pawmanity.services import access, audit
 from pawmanity.services.notifier import queue_email
 from pawmanity.services.access import ADMIN, GUARDIAN
+from pawmanity.services.email_addresses import normalize_email
 
 GRAM = Decimal("0.001")
 PROFILE_FIELDS = ("name", "species", "breed", "sex", "date_of_birth", "microchip_id")
@@ -145,7 +146,7 @@ def list_guardians(actor, patient_id):
 def invite_guardian(actor, patient_id, *, email, relation):
     """E-mail a single-use link; the token itself is never stored, only its hash."""
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
-    email = email.strip().lower()
+    email = normalize_email(email)  # the form accounts are stored in, so accept_invitation can compare them
     token = secrets.token_urlsafe(32)
     ttl = timedelta(hours=current_app.config["GUARDIAN_INVITATION_HOURS"])
     invitation = GuardianInvitation(patient_id=patient.id, email=email, relation=relation,
