@@ -79,3 +79,28 @@ def test_an_invitation_is_stored_in_the_normal_form(client, auth, gen_user, gen_
                            json={"email": "\uff27ran@Example.COM", "relation": "family"}, headers=auth(owner))
     assert response.status_code == 201
     assert db.session.scalar(select(GuardianInvitation.email)) == "gran@example.com"
+
+
+def test_the_migration_gives_existing_accounts_their_skeleton(make_app, tmp_path):
+    """Look-alikes created before the column keep working; the older account holds the skeleton."""
+    import uuid
+    from datetime import datetime, timedelta
+
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    app = make_app(plugins=(), SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'skeleton.sqlite3'}")
+    with app.app_context():
+        upgrade(revision="0009_diagnosis_feedback")
+        start = datetime(2026, 1, 1)
+        for minutes, email in enumerate(["alice@example.com", "\u0430lice@example.com", "bob@example.com"]):
+            db.session.execute(text(
+                "INSERT INTO users (id, email, password_hash, full_name, role, active, timezone, "
+                "password_changed_at, created_at, updated_at) VALUES (:id, :email, 'x', 'X', 'patient', 1, 'UTC', "
+                ":at, :at, :at)"), {"id": uuid.uuid4().hex, "email": email, "at": start + timedelta(minutes=minutes)})
+        db.session.commit()
+        upgrade()
+        rows = dict(db.session.execute(text("SELECT email, email_skeleton FROM users")).all())
+        db.engine.dispose()
+    assert rows == {"alice@example.com": "alice@example.com", "\u0430lice@example.com": None,
+                    "bob@example.com": "bob@example.com"}
