@@ -171,23 +171,22 @@ def chat_socket(app, client, gen_user, gen_patient, gen_doctor, gen_appointment,
     return socket, consultation
 
 
-def nested(depth):
-    value = []
-    for _ in range(depth - 1):
-        value = [value]
-    return value
+def emit_raw(socket, event, payload_json, namespace="/chat"):
+    """Send an event as a browser would put it on the wire: the test client's own encoder recurses over the data
+    and cannot build a packet of 600 levels, which a real client can send and the server decodes."""
+    socket.callback_counter += 1
+    socket.socketio.server._handle_eio_message(
+        socket.eio_sid, f'2{namespace},{socket.callback_counter}["{event}",{payload_json}]')
+    ack, socket.acks = socket.acks, None
+    return ack["args"][0]
 
 
 @pytest.mark.parametrize("event", ["message", "typing", "read", "join"])
 def test_deeply_nested_socket_events_get_an_error_ack(chat_socket, event):
     socket, consultation = chat_socket
-    # 300 levels: the test client's own encoder recurses and cannot send 600 (a real client can, and the server's
-    # json decoder accepts them; the check below does not recurse, whatever the depth).
-    ack = socket.emit(event, {"consultation_id": consultation["id"], "body": nested(300), "client_id": "d1"},
-                      namespace="/chat", callback=True)
-    assert ack["error"]["status"] == 422 and ack["error"]["code"] == "json_too_deep"
-    ack = socket.emit(event, nested(300), namespace="/chat", callback=True)
-    assert ack["error"]["status"] == 422 and ack["error"]["code"] == "json_too_deep"
+    for payload in ('{"consultation_id": "%s", "body": %s, "client_id": "d1"}' % (consultation["id"], DEEP), DEEP):
+        ack = emit_raw(socket, event, payload)
+        assert ack["error"]["status"] == 422 and ack["error"]["code"] == "json_too_deep"
 
 
 def test_an_unpaired_surrogate_in_a_socket_message_is_an_error_ack(chat_socket):
