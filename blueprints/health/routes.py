@@ -34,10 +34,10 @@ def ready():
 
 @blp.route("/metrics", methods=["GET"])
 @blp.response(200, content_type="text/plain", description="Prometheus text exposition format")
-@blp.doc(security=[{"bearerAuth": []}])
 @blp.errors(401, 404)
 def metrics():
-    """Prometheus metrics, for a scraper holding PAWMANITY_METRICS_TOKEN (not a user's access token)."""
+    """Prometheus metrics, for a scraper sending `Authorization: Bearer <PAWMANITY_METRICS_TOKEN>` (a deployment
+    secret, not a user's access token); without that setting production does not serve them."""
     _check_metrics_token()
     return current_app.response_class(render_metrics(current_app),
                                       mimetype="text/plain; version=0.0.4; charset=utf-8")
