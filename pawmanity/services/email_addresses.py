@@ -34,7 +34,8 @@ def lookup_email(address):
     try:
         return normalize_email(address)
     except InvalidInput:
-        return (address or "").strip().lower()
+        # Unpaired surrogates become "?": the result also keys rate limits in Redis, which wants valid UTF-8.
+        return (address or "").strip().lower().encode("utf-8", "replace").decode("utf-8")
 
 
 def email_skeleton(normalized):
