@@ -176,11 +176,17 @@ class Config:
     OPENAPI_JSON_PATH = "v1/openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "docs"
     OPENAPI_SWAGGER_UI_URL = "/api/docs/assets/"
+    # Swagger UI would send the whole API description to validator.swagger.io for a badge; it stays here.
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
+    # /metrics answers only `Authorization: Bearer <this>`; unset, it is not served at all (404) in production.
+    METRICS_TOKEN = os.environ.get("PAWMANITY_METRICS_TOKEN") or None
+    METRICS_OPEN_WITHOUT_TOKEN = False
 
     UPLOAD_DIR = os.environ.get("PAWMANITY_UPLOAD_DIR", str(BASE_DIR / "uploads"))
     UPLOAD_STORAGE = os.environ.get("PAWMANITY_UPLOAD_STORAGE", "local")
     UPLOAD_MAX_BYTES = _env_int("PAWMANITY_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
-    UPLOAD_MAX_PIXELS = _env_int("PAWMANITY_UPLOAD_MAX_PIXELS", 40_000_000)
+    # Decoded size per upload, frames x samples per pixel x rows x columns, checked from the header: 40 MP in colour.
+    UPLOAD_MAX_SAMPLES = _env_int("PAWMANITY_UPLOAD_MAX_SAMPLES", 120_000_000)
     MEDIA_THREADS = _env_int("PAWMANITY_MEDIA_THREADS", 2)  # images cleaned at once, off the event loop
     UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
     UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...
@@ -225,7 +231,7 @@ class Config:
 
 
 class DevelopmentConfig(Config):
-    pass
+    METRICS_OPEN_WITHOUT_TOKEN = True  # a laptop's own port
 
 
 class ProductionConfig(Config):
@@ -234,6 +240,7 @@ class ProductionConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    METRICS_OPEN_WITHOUT_TOKEN = True
     ASYNC_MODE = "threading"
     SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
     JWT_SECRET_KEY = SECRET_KEY

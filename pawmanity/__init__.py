@@ -15,7 +15,7 @@ from pawmanity.core import (
     errors,
     ratelimits,  # noqa: F401  (registers the limiter's request filter)
 )
-from pawmanity.core.api import locate_created, require_json_bodies
+from pawmanity.core.api import BoundedJSONRequest, locate_created, require_json_bodies
 from pawmanity.core.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.core.extensions import (
     api,
@@ -30,6 +30,7 @@ from pawmanity.core.extensions import (
     redis_client,
     socketio,
 )
+from pawmanity.core.headers import register_security_headers
 from pawmanity.core.observability import init_observability
 from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
@@ -171,5 +172,7 @@ def connect_domain_events():
 
 
 def register_request_hooks(app):
+    app.request_class = BoundedJSONRequest
     app.before_request(require_json_bodies)
     app.after_request(locate_created)
+    register_security_headers(app)

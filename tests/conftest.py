@@ -22,6 +22,7 @@ from pawmanity.core import docstore as docstore_module
 from pawmanity.core.extensions import db, limiter
 from pawmanity.identity import passwords, tokens
 from pawmanity.identity.actor import Actor
+from pawmanity.identity.email_addresses import email_skeleton
 from pawmanity.identity.models import User
 from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL
 
@@ -161,7 +162,8 @@ def gen_user(app):
 
     def make(role="patient", *, email=None, full_name=None, active=True):
         n = next(numbers)
-        user = User(email=email or f"{role}{n}-{uuid.uuid4().hex[:6]}@example.com",
+        email = email or f"{role}{n}-{uuid.uuid4().hex[:6]}@example.com"
+        user = User(email=email, email_skeleton=email_skeleton(email),
                     full_name=full_name or f"Test {role.title()} {n}", role=role, active=active,
                     password_hash=password_hash)
         db.session.add(user)

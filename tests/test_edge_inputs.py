@@ -112,3 +112,85 @@ def test_the_calendar_keeps_upcoming_appointments_behind_many_old_ones(client, g
     upcoming = gen_appointment(doctor, pet, next_slot(days=3), status="confirmed")
     feed = Calendar.from_ical(client.get("/api/v1/appointments/calendar.ics", headers=auth(owner)).data)
     assert [str(e["UID"]) for e in feed.walk("VEVENT")] == [f"{upcoming.id}@pawmanity"]
+
+
+DEEP = "[" * 600 + "]" * 600
+VERY_DEEP = "[" * 100_000 + "]" * 100_000  # deeper than the json module itself can recurse
+
+
+@pytest.mark.parametrize("body", [DEEP, '{"email": %s, "password": "x"}' % DEEP, VERY_DEEP,
+                                  '{"email": "a@b.example", "password": ' + "[" * 33 + "]" * 33 + "}"],
+                         ids=["600-arrays", "600-in-a-field", "100000-arrays", "33-levels"])
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/api/v1/auth/register"])
+def test_deeply_nested_json_is_422_even_before_sign_in(client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+    assert "32 levels" in assert_problem(response, 422, "json_too_deep")["detail"]
+
+
+def test_deeply_nested_json_is_422_behind_sign_in(client, auth, gen_user):
+    owner = gen_user()
+    response = client.post("/api/v1/patients", data='{"name": "Rex", "species": "dog", "x": %s}' % DEEP,
+                           content_type="application/json", headers=auth(owner))
+    assert_problem(response, 422, "json_too_deep")
+
+
+def test_nesting_up_to_the_limit_is_only_judged_by_the_schema(client):
+    body = '{"email": "a@b.example", "password": ' + "[" * 31 + "]" * 31 + "}"
+    response = client.post("/api/v1/auth/login", data=body, content_type="application/json")
+    assert "password" in assert_problem(response, 422, "validation_failed")["errors"]
+
+
+@pytest.mark.parametrize("body", [
+    '{"email": "a@b.example", "password": "\\ud800"}',
+    '{"email": "a\\udfff@b.example", "password": "x"}',
+    '{"email": "n@example.com", "password": "a sound passphrase", "full_name": "Ann\\ud83d", "role": "patient"}',
+], ids=["password", "email", "full_name"])
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/api/v1/auth/register"])
+def test_unpaired_surrogates_are_422(client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+    assert_problem(response, 422)
+
+
+def test_a_paired_surrogate_is_just_an_emoji(client):
+    body = '{"email": "e@example.com", "password": "a sound passphrase", "full_name": "Ann \\ud83d\\ude00", ' \
+           '"role": "patient"}'
+    response = client.post("/api/v1/auth/register", data=body, content_type="application/json")
+    assert response.status_code == 201 and response.get_json()["full_name"] == "Ann \U0001F600"
+
+
+@pytest.fixture
+def chat_socket(app, client, gen_user, gen_patient, gen_doctor, gen_appointment, tokens_for):
+    from pawmanity.core.extensions import socketio
+
+    owner = gen_user()
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, gen_patient(owner), utcnow() - timedelta(minutes=1), status="confirmed")
+    consultation = client.post("/api/v1/consultations", json={"appointment_id": str(appointment.id)},
+                               headers=bearer(tokens_for(doctor_user)["access_token"])).get_json()
+    socket = socketio.test_client(app, namespace="/chat", auth={"token": tokens_for(owner)["access_token"]})
+    return socket, consultation
+
+
+def emit_raw(socket, event, payload_json, namespace="/chat"):
+    """Send an event as a browser would put it on the wire: the test client's own encoder recurses over the data
+    and cannot build a packet of 600 levels, which a real client can send and the server decodes."""
+    socket.callback_counter += 1
+    socket.socketio.server._handle_eio_message(
+        socket.eio_sid, f'2{namespace},{socket.callback_counter}["{event}",{payload_json}]')
+    ack, socket.acks = socket.acks, None
+    return ack["args"][0]
+
+
+@pytest.mark.parametrize("event", ["message", "typing", "read", "join"])
+def test_deeply_nested_socket_events_get_an_error_ack(chat_socket, event):
+    socket, consultation = chat_socket
+    for payload in ('{"consultation_id": "%s", "body": %s, "client_id": "d1"}' % (consultation["id"], DEEP), DEEP):
+        ack = emit_raw(socket, event, payload)
+        assert ack["error"]["status"] == 422 and ack["error"]["code"] == "json_too_deep"
+
+
+def test_an_unpaired_surrogate_in_a_socket_message_is_an_error_ack(chat_socket):
+    socket, consultation = chat_socket
+    ack = socket.emit("message", {"consultation_id": consultation["id"], "body": "a\ud800b", "client_id": "s1"},
+                      namespace="/chat", callback=True)
+    assert ack["error"]["status"] == 422

@@ -46,7 +46,7 @@ def test_downgrade_and_upgrade_round_trip(make_app, database, tmp_path):
 
 
 def test_sessions_revoked_while_redis_held_the_blocklist_stay_revoked(make_app, tmp_path):
-    """Before 0013 a revoked session had its blocklist entry in Redis only; the upgrade writes it to the database."""
+    """Before 0014 a revoked session had its blocklist entry in Redis only; the upgrade writes it to the database."""
     import uuid
     from datetime import timedelta
 
@@ -58,7 +58,7 @@ def test_sessions_revoked_while_redis_held_the_blocklist_stay_revoked(make_app, 
     url = f"sqlite:///{tmp_path / 'backfill.sqlite3'}"
     app = make_app(plugins=(), SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
-        upgrade(revision="0009_diagnosis_feedback")
+        upgrade(revision="0013_email_skeleton")
         now = utcnow()
         user = User(email="old@example.com", full_name="Old Times", role="patient", password_hash="x")
         db.session.add(user)

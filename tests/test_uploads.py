@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from pawmanity.audit.models import AuditEvent
 from pawmanity.care.models import Upload
 from pawmanity.core.extensions import db
+from tests.crafted_media import deflated_dicom, pdf
 from tests.support import assert_problem
 
 UPLOADS = "/api/v1/uploads"
@@ -128,6 +129,31 @@ def test_refused_files_store_nothing(client, auth, owner_and_pet, data, status, 
     assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
 
 
+@pytest.mark.parametrize("catalog, objects, compressed", [
+    (b"/OpenAction 4 0 R", [b"<< /S /JavaScript /JS (app.alert(1)) >>"], False),
+    (b"/OpenAction 4 0 R", [b"<< /S /JavaScript /JS (app.alert(1)) >>"], True),  # hidden in an object stream
+    (b"/Open#41ction << /S /L#61unch /F (calc.exe) >>", [], False),                # names spelt with escapes
+    (b"/AA << /WC << /S /Launch /F (x.exe) >> >>", [], False),
+    (b"/Names << /EmbeddedFiles 4 0 R >>", [b"<< /Names [(a.exe) << /Type /Filespec /F (a.exe) /EF << /F 5 0 R >> "
+                                            b">>] >>", b"<< /Type /EmbeddedFile /Length 0 >>\nstream\n\nendstream"], True),
+    (b"/Names << /JavaScript 4 0 R >>", [b"<< /Names [(x) << /S /JavaScript /JS (1) >>] >>"], False),
+], ids=["openaction-js", "compressed-js", "escaped-launch", "additional-actions", "embedded-file", "js-name-tree"])
+def test_pdfs_with_active_content_are_415(client, auth, owner_and_pet, catalog, objects, compressed):
+    owner, pet = owner_and_pet
+    response = upload(client, auth(owner), pet, pdf(catalog, objects, compressed), filename="report.pdf")
+    assert_problem(response, 415, "pdf_active_content")
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_plain_pdf_is_kept_as_sent(client, auth, owner_and_pet, compressed):
+    owner, pet = owner_and_pet
+    document = pdf(b"/PageMode /UseOutlines", compressed=compressed)
+    body = upload(client, auth(owner), pet, document, filename="report.pdf").get_json()
+    assert body["content_type"] == "application/pdf"
+    assert client.get(f"{UPLOADS}/{body['id']}/content", headers=auth(owner)).data == document
+
+
 def test_the_bomb_is_only_a_few_kilobytes():
     assert len(png_bomb()) < 16 * 1024
 
@@ -142,6 +168,53 @@ def test_too_big_is_413_before_reading_it_all(make_app, auth, owner_and_pet):
     owner, pet = owner_and_pet
     client = make_app(UPLOAD_MAX_BYTES=10_000).test_client()
     assert_problem(upload(client, auth(owner), pet, b"\xff\xd8\xff" + b"\x00" * 200_000), 413)
+
+
+def test_a_deflated_dicom_of_300_frames_is_refused_from_its_header(client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    bomb = deflated_dicom(frames=300, rows=1000, columns=1000)  # inflates to 300 MB
+    assert len(bomb) < 300 * 1024
+    body = assert_problem(upload(client, auth(owner), pet, bomb, filename="scan.dcm"), 422, "image_too_large")
+    assert "300 frame(s)" in body["detail"]
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 0
+
+
+def test_the_dicom_bomb_costs_the_worker_little_memory():
+    """Issue 10: 285 KB took a worker from 257 MB to 1.2 GB. Measured in a fresh process (bench/media_memory.py)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench", "media_memory.py")
+    result = subprocess.run([sys.executable, script, "--json"], capture_output=True, text=True, check=True,
+                            timeout=120)
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["growth_mb"] < 150, measured
+
+
+def test_a_multi_frame_dicom_under_the_cap_is_kept_whole_and_previewed_from_its_first_frame(
+        client, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    scan = deflated_dicom(frames=4, rows=60, columns=40, bits=16, value=7)
+    body = upload(client, auth(owner), pet, scan, filename="scan.dcm").get_json()
+    assert body["content_type"] == "application/dicom" and (body["width"], body["height"]) == (40, 60)
+    content = client.get(f"{UPLOADS}/{body['id']}/content", headers=auth(owner))
+    assert content.data == scan
+    preview = client.get(f"{UPLOADS}/{body['id']}/thumbnail", headers=auth(owner))
+    assert Image.open(io.BytesIO(preview.data)).size == (40, 60)
+
+
+def test_the_cap_counts_frames_and_colour_samples(make_app, auth, owner_and_pet):
+    owner, pet = owner_and_pet
+    client = make_app(UPLOAD_MAX_SAMPLES=10_000).test_client()
+    # 5 frames of 50x50: 12,500 samples, over the cap although each frame alone is far under it.
+    assert_problem(upload(client, auth(owner), pet, deflated_dicom(frames=5, rows=50, columns=50)), 422,
+                   "image_too_large")
+    # 80x50 RGBA is 4,000 pixels but 16,000 samples.
+    assert_problem(upload(client, auth(owner), pet, png(width=80, height=50), filename="a.png"), 422,
+                   "image_too_large")
+    assert upload(client, auth(owner), pet, png(width=50, height=50), filename="a.png").status_code == 201
 
 
 @pytest.mark.parametrize("name, expected", [("../../etc/passwd.png", "passwd.png"),
@@ -280,3 +353,38 @@ def test_photo_quality_advice(client, auth, owner_and_pet, kind, side, problem):
         assert quality["retake"] is False and quality["advice"] == []
     else:
         assert quality["retake"] is True and any(problem in line for line in quality["advice"])
+
+
+REFUSAL_ON_THE_GEVENT_POOL = """
+from gevent import monkey
+monkey.patch_all()
+from pawmanity import create_app
+from pawmanity.media import imaging
+from pawmanity.core.offload import run_blocking
+app = create_app("testing", plugins=(), settings={"ASYNC_MODE": "gevent", "SQLALCHEMY_DATABASE_URI": "sqlite://"})
+with app.app_context():
+    for data in (b"<html></html>", b""):
+        try:
+            run_blocking(imaging.clean, data, max_samples=1000)
+        except Exception as error:
+            print(type(error).__name__)
+"""
+
+
+def test_expected_refusals_on_the_image_pool_print_no_traceback():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", REFUSAL_ON_THE_GEVENT_POOL], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.split() == ["UnsupportedMediaType", "InvalidInput"]  # still raised to the caller
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_refused_upload_is_one_log_line(client, auth, owner_and_pet, caplog):
+    owner, pet = owner_and_pet
+    with caplog.at_level("INFO"):
+        assert_problem(upload(client, auth(owner), pet, png_bomb()), 422, "image_too_large")
+    refusals = [r for r in caplog.records if "upload refused" in r.getMessage()]
+    assert len(refusals) == 1 and "422 image_too_large" in refusals[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records) and all(r.levelname != "ERROR" for r in caplog.records)

@@ -1,7 +1,7 @@
 from flask import Blueprint, current_app, render_template
 
 from pawmanity import demo
-from pawmanity.core.pages import BASE_POLICY
+from pawmanity.core.headers import BASE_POLICY
 
 page = Blueprint("home", __name__, template_folder="templates")
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from flask import Blueprint, send_from_directory
 
-from pawmanity.core.pages import serve_page
+from pawmanity.core.headers import serve_page
 
 STATIC = Path(__file__).parent / "static"
 page = Blueprint("video_page", __name__)

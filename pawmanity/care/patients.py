@@ -17,6 +17,7 @@ from pawmanity.core import ratelimits
 from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed
 from pawmanity.core.extensions import db
+from pawmanity.identity.email_addresses import normalize_email
 from pawmanity.identity.models import User
 from pawmanity.notifications.notifier import queue_email
 
@@ -153,7 +154,7 @@ def invite_guardian(actor, patient_id, *, email, relation):
     """E-mail a single-use link; the token itself is never stored, only its hash."""
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
     ratelimits.spend("invitation", actor.user_id)  # each one sends an e-mail to an address of the caller's choosing
-    email = email.strip().lower()
+    email = normalize_email(email)  # the form accounts are stored in, so accept_invitation can compare them
     token = secrets.token_urlsafe(32)
     ttl = timedelta(hours=current_app.config["GUARDIAN_INVITATION_HOURS"])
     invitation = GuardianInvitation(patient_id=patient.id, email=email, relation=relation,

@@ -6,14 +6,15 @@ from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import current_app, request
+from flask import Request, current_app, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from pawmanity.core import idempotency
-from pawmanity.core.errors import Forbidden, PreconditionFailed, PreconditionRequired
+from pawmanity.core.errors import Forbidden, NestingTooDeep, PreconditionFailed, PreconditionRequired
+from pawmanity.core.schemas import MAX_NESTING, check_nesting
 
 API_PREFIX = "/api/v1"
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
@@ -40,15 +41,65 @@ class StrictParser(FlaskParser):
 
     def _raw_load_json(self, req):
         try:
-            return super()._raw_load_json(req)
+            body = super()._raw_load_json(req)
+        except RecursionError:  # thousands of levels: the json module itself gives up
+            raise _too_deep() from None
         except ValueError as error:  # e.g. an integer of more than 4,300 digits, which json refuses
             return self._handle_invalid_json_error(error, req)
+        check_nesting(body)
+        return body
 
     def load_files(self, req, schema):
         # An upload is one multipart/form-data body: its text fields and its file are one schema, and so one
         # requestBody in the OpenAPI document (two arguments would leave OpenAPI 2's `in: formData` behind).
         parts = MultiDict([*req.form.items(multi=True), *req.files.items(multi=True)])
         return self._makeproxy(parts, schema)
+
+
+def _too_deep():
+    return NestingTooDeep(f"The request body nests deeper than {MAX_NESTING} levels.")
+
+
+class _TooDeepToParse(ValueError):
+    """A ValueError, so that get_json(silent=True) callers (a rate-limit key) treat it as unreadable JSON."""
+
+
+class BoundedJSONRequest(Request):
+    """request.get_json() with the depth limit the schemas' parser has, and 422 rather than 500 past it."""
+
+    @property
+    def json_module(self):
+        return _BoundedJSON
+
+    @json_module.setter
+    def json_module(self, provider):
+        """Flask hands each request the app's provider; _BoundedJSON already parses through it."""
+
+    def on_json_loading_failed(self, error):
+        if isinstance(error, _TooDeepToParse):
+            raise _too_deep()
+        return super().on_json_loading_failed(error)
+
+
+class _BoundedJSON:
+    """Flask's JSON, refusing nesting past MAX_NESTING (werkzeug calls `loads` only)."""
+
+    @staticmethod
+    def loads(data, **kwargs):
+        from flask import json
+
+        try:
+            value = json.loads(data, **kwargs)
+            check_nesting(value)
+        except (RecursionError, NestingTooDeep):
+            raise _TooDeepToParse("nested too deeply") from None
+        return value
+
+    @staticmethod
+    def dumps(value, **kwargs):
+        from flask import json
+
+        return json.dumps(value, **kwargs)
 
 
 class Blueprint(flask_smorest.Blueprint):

@@ -65,6 +65,10 @@ class InvalidInput(DomainError):
     status, code = 422, "validation_failed"
 
 
+class NestingTooDeep(InvalidInput):
+    code = "json_too_deep"
+
+
 class Unauthorized(DomainError):
     status, code = 401, "unauthorized"
 

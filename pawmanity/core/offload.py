@@ -15,14 +15,32 @@ _pool_lock = threading.Lock()
 
 
 def run_blocking(function, *args, **kwargs):
+    """`function(*args, **kwargs)` on the pool; what it raises is raised here, in the caller."""
     mode = current_app.config.get("ASYNC_MODE")
     if mode == "gevent" and _gevent_patched():
-        return _gevent_pool(current_app.config["MEDIA_THREADS"]).apply(function, args, kwargs)
+        pool = _gevent_pool(current_app.config["MEDIA_THREADS"])
+        return _unwrap(pool.apply(_outcome_of, (function, args, kwargs)))
     if mode == "eventlet" and _eventlet_patched():
         from eventlet import tpool
 
-        return tpool.execute(function, *args, **kwargs)
+        return _unwrap(tpool.execute(_outcome_of, function, args, kwargs))
     return function(*args, **kwargs)
+
+
+def _outcome_of(function, args, kwargs):
+    # gevent's pool prints a traceback for anything a job raises, expected refusals (415, 422) included, before
+    # handing it back; so the job never raises, and the caller decides what deserves a log line.
+    try:
+        return True, function(*args, **kwargs)
+    except Exception as error:
+        return False, error
+
+
+def _unwrap(outcome):
+    succeeded, value = outcome
+    if not succeeded:
+        raise value
+    return value
 
 
 def _gevent_patched():

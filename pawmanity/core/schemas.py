@@ -1,35 +1,75 @@
 """Shared marshmallow building blocks: strict input, UTC output, the problem body, pages."""
 
+import re
 from datetime import datetime, timezone
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from pawmanity.core.errors import NestingTooDeep
+
+# No request body or event needs more; a deeper one is refused before any recursive code (ours, marshmallow's)
+# walks it.
+MAX_NESTING = 32
+# In a decoded Python string every surrogate is unpaired: JSON's paired escapes decode to one astral character.
+UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 class Schema(ma.Schema):
     """Unknown fields are refused, never silently dropped; no string may carry a NUL character (PostgreSQL text
-    cannot store one, and no honest client sends one)."""
+    cannot store one, and no honest client sends one) or an unpaired surrogate (not Unicode: it cannot be encoded
+    as UTF-8 to be stored); nothing may nest deeper than MAX_NESTING."""
 
     class Meta:
         unknown = ma.RAISE
 
     @ma.pre_load
-    def refuse_nul(self, data, **kwargs):
-        if _has_nul(data):
-            raise ma.ValidationError("Text must not contain NUL characters.", "_schema")
+    def refuse_unstorable_text(self, data, **kwargs):
+        problem = text_problem(data)
+        if problem:
+            raise ma.ValidationError(problem, "_schema")
         return data
 
 
-def _has_nul(value):
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(key) or _has_nul(item) for key, item in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(item) for item in value)
-    if hasattr(value, "getlist"):  # query strings and forms
-        return any(_has_nul(key) or _has_nul(value.getlist(key)) for key in value.keys())
-    return False
+def text_problem(value):
+    """Why `value` (parsed JSON, a query string or a form) cannot be accepted, or None. Raises NestingTooDeep.
+
+    Iterative, so that the depth check itself cannot overflow the stack."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "Text must not contain NUL characters."
+            if UNPAIRED_SURROGATE.search(item):
+                return "Text must be valid Unicode: it contains an unpaired surrogate."
+            continue
+        if isinstance(item, dict):
+            children = [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple)):
+            children = item
+        elif hasattr(item, "getlist"):  # query strings and forms
+            children = [*item.keys(), *(part for key in item.keys() for part in item.getlist(key))]
+        else:
+            continue
+        if depth > MAX_NESTING:
+            raise NestingTooDeep(f"The data nests deeper than {MAX_NESTING} levels.")
+        pending.extend((child, depth + 1) for child in children)
+    return None
+
+
+def check_nesting(value):
+    """Raise NestingTooDeep when containers nest deeper than MAX_NESTING (strings are not looked at)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, (list, tuple)):
+            continue
+        if depth > MAX_NESTING:
+            raise NestingTooDeep(f"The data nests deeper than {MAX_NESTING} levels.")
+        pending.extend((child, depth + 1) for child in item)
 
 
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)

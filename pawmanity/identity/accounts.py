@@ -21,10 +21,7 @@ user_registered = signals.signal("user-registered")
 # Sent inside a profile change that renamed the user, before the commit (a doctor's verification covers the name).
 user_renamed = signals.signal("user-renamed")
 from pawmanity.core import ratelimits
-
-
-def normalize_email(email):
-    return email.strip().lower()
+from pawmanity.identity.email_addresses import email_skeleton, lookup_email, normalize_email
 
 
 def register(*, email, password, full_name, role, actor, timezone="UTC"):
@@ -41,14 +38,16 @@ def create_user_as_admin(*, email, password, full_name, role, actor):
 
 def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     email = normalize_email(email)
+    skeleton = email_skeleton(email)
     _check_password(password, email)
     check_timezone(timezone)
-    user = User(email=email, password_hash=passwords.hash_password(password), full_name=full_name.strip(),
-                role=role, timezone=timezone)
+    _refuse_look_alike(email, skeleton)
+    user = User(email=email, email_skeleton=skeleton, password_hash=passwords.hash_password(password),
+                full_name=full_name.strip(), role=role, timezone=timezone)
     db.session.add(user)
     try:
         db.session.flush()
-    except IntegrityError:
+    except IntegrityError:  # a concurrent sign-up with the same address or a look-alike of it
         db.session.rollback()
         raise Conflict("An account with this e-mail address already exists.", code="email_taken") from None
     user_registered.send(user)
@@ -58,9 +57,19 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
     return user
 
 
+def _refuse_look_alike(email, skeleton):
+    existing = db.session.scalar(select(User.email).where(or_(User.email == email, User.email_skeleton == skeleton)))
+    if existing == email:
+        raise Conflict("An account with this e-mail address already exists.", code="email_taken")
+    if existing is not None:
+        raise Conflict("This e-mail address looks like the address of an existing account (letters from other "
+                       "alphabets or full-width forms); use the address exactly as your mailbox spells it.",
+                       code="email_confusable")
+
+
 def authenticate(*, email, password, actor):
     """Check credentials and open a session. Every attempt, good or bad, is audited."""
-    email = normalize_email(email)
+    email = lookup_email(email)
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         passwords.burn_verification_time(password)
@@ -172,7 +181,7 @@ def ensure_admin(*, email, password, full_name, actor):
 
     Returns (user, created).
     """
-    existing = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    existing = db.session.scalar(select(User).where(User.email == normalize_email(email)))  # 422 when invalid
     if existing is None:
         return create_user_as_admin(email=email, password=password, full_name=full_name, role="admin",
                                     actor=actor), True

@@ -21,6 +21,7 @@ from marshmallow import ValidationError
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
 from pawmanity.core.live import user_room
+from pawmanity.core.schemas import text_problem
 from pawmanity.identity import tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
@@ -123,6 +124,11 @@ def acknowledged(handler):
             return {"error": {"status": 401, "code": "token_revoked", "detail": "Your session has ended."}}
         g.socket_user = user
         try:
+            # Every event, whether or not its handler loads a schema: nothing too deep for the handler to walk,
+            # no text the database cannot store.
+            problem = text_problem(data)
+            if problem:
+                raise ValidationError(problem, "_schema")
             return handler(self, data)
         except ValidationError as error:
             return {"error": {"status": 422, "code": "validation_failed", "detail": "The event did not validate.",

@@ -37,7 +37,12 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
     ratelimits.check("upload_bytes", actor.user_id, cost=len(data))
     ratelimits.spend("upload", actor.user_id)
     ratelimits.spend("upload_bytes", actor.user_id, cost=len(data))
-    clean = run_blocking(imaging.clean, data, max_pixels=current_app.config["UPLOAD_MAX_PIXELS"])
+    try:
+        clean = run_blocking(imaging.clean, data, max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
+    except DomainError as refusal:
+        current_app.logger.info("upload refused for patient %s: %s %s (%d bytes)", patient.id, refusal.status,
+                                refusal.code, len(data))
+        raise
     store = storage.backend()
     sha256 = _sha256(clean.data)
     key = storage.content_key(sha256, clean.suffix)

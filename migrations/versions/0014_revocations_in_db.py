@@ -5,8 +5,8 @@ alone, so sessions revoked before this upgrade get their `sid:` row here; otherw
 for up to 15 minutes) would answer again after the upgrade. Logging out always revoked the session too, so the
 session rows cover the access tokens that were blocklisted one by one.
 
-Revision ID: 0013_revocations_in_db
-Revises: 0012_idempotency_keys
+Revision ID: 0014_revocations_in_db
+Revises: 0013_email_skeleton
 Create Date: 2026-11-30 16:00:00
 
 """
@@ -18,8 +18,8 @@ from alembic import op
 from pawmanity.core.database import UTCDateTime
 
 # revision identifiers, used by Alembic.
-revision = '0013_revocations_in_db'
-down_revision = '0012_idempotency_keys'
+revision = '0014_revocations_in_db'
+down_revision = '0013_email_skeleton'
 branch_labels = None
 depends_on = None
 
