@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "blueprints.uploads",
     "blueprints.video_sessions",
     "blueprints.ai",
+    "blueprints.pharmacy",
 )
 
 
@@ -127,6 +128,7 @@ class Config:
         "include": [
             "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
             "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
+            "pawmanity.pharmacy.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -137,6 +139,9 @@ class Config:
             "drain-diagnosis-outbox": {"task": "pawmanity.triage.tasks.drain_diagnosis_outbox", "schedule": 60.0},
             "retrain-symptom-checker": {"task": "pawmanity.triage.tasks.retrain_symptom_checker",
                                         "schedule": 7 * 24 * 3600.0},
+            "release-expired-pharmacy-reservations": {
+                "task": "pawmanity.pharmacy.tasks.release_expired_reservations", "schedule": 60.0},
+            "expire-pharmacy-lots": {"task": "pawmanity.pharmacy.tasks.expire_lots", "schedule": 3600.0},
         },
     }
 
@@ -177,6 +182,9 @@ class Config:
     # Symptom checker: trained artefacts and the ACTIVE pointer
     AI_MODEL_DIR = os.environ.get("PAWMANITY_AI_MODEL_DIR", str(BASE_DIR / "pawmanity" / "data" / "models"))
     AI_TRAINING_CASES = _env_int("PAWMANITY_AI_TRAINING_CASES", 10_000)
+
+    # Pharmacies
+    PHARMACY_RESERVATION_MINUTES = _env_int("PAWMANITY_PHARMACY_RESERVATION_MINUTES", 48 * 60)
 
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")

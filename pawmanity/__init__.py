@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import CONFIGS, DEV_SECRET
 from pawmanity import metadata  # noqa: F401  (every model registered before migrations look)
 from pawmanity.care import patients
+from pawmanity.conversations import consultations
 from pawmanity.cli import register_commands
 from pawmanity.core import ratelimits  # noqa: F401  (registers the limiter's request filter)
 from pawmanity.core.api import require_json_bodies
@@ -30,6 +31,7 @@ from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
+from pawmanity.pharmacy import prescriptions
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 
@@ -113,6 +115,7 @@ def connect_domain_events():
     blinker keeps one connection per receiver, so building several apps in one process does not repeat it.
     """
     accounts.user_registered.connect(patients.on_user_registered)
+    consultations.consultation_ended.connect(prescriptions.on_consultation_ended)
 
 
 def register_request_hooks(app):
