@@ -26,6 +26,7 @@ DEFAULT_PLUGINS = (
     "blueprints.video_sessions",
     "blueprints.ai",
     "blueprints.pharmacy",
+    "blueprints.vitals",
 )
 
 
@@ -185,6 +186,9 @@ class Config:
 
     # Pharmacies
     PHARMACY_RESERVATION_MINUTES = _env_int("PAWMANITY_PHARMACY_RESERVATION_MINUTES", 48 * 60)
+
+    # Vitals: how far in the future a reading's time may be (device clocks drift) before it is refused
+    VITALS_FUTURE_TOLERANCE_SECONDS = _env_int("PAWMANITY_VITALS_FUTURE_TOLERANCE_SECONDS", 300)
 
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")

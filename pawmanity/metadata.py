@@ -12,6 +12,7 @@ import pawmanity.notifications.models  # noqa: F401
 import pawmanity.pharmacy.models  # noqa: F401
 import pawmanity.scheduling.models  # noqa: F401
 import pawmanity.triage.models  # noqa: F401
+import pawmanity.vitals.models  # noqa: F401
 from pawmanity.core.extensions import db
 
 
