@@ -157,6 +157,7 @@ class TestQueries:
         raw = client.get(f"{VITALS}?{window}&per_page=5", headers=home["headers"]).get_json()
         assert raw["total"] == 120 and [item["value"] for item in raw["items"]] == [90, 91, 92, 93, 94]
         series = client.get(f"{VITALS}?{window}&bucket=1h", headers=home["headers"]).get_json()
+        assert client.get(f"{VITALS}/series?{window}&bucket=1h", headers=home["headers"]).get_json() == series
         assert series["unit"] == "/min"
         assert [(p["min"], p["max"], p["mean"], p["count"]) for p in series["points"]] == [
             (90, 119, 104.5, 30), (120, 179, 149.5, 60), (180, 209, 194.5, 30)]

@@ -18,6 +18,7 @@ from blueprints.vitals.schemas import (
     AlertRulePatch,
     AlertRuleQuery,
     SeriesOut,
+    SeriesQuery,
     SingleReadingIn,
     WindowQuery,
 )
@@ -65,10 +66,10 @@ def record_reading(reading, query):
 @blp.auth_required()
 @blp.arguments(WindowQuery, location="query")
 @blp.response(200, page_of(ObservationOut))
-@blp.alt_response(200, schema=SeriesOut, description="With `bucket`: the downsampled series", success=True)
 @blp.errors(404)
 def query_readings(query):
-    """Readings of one measurement in [from, to): raw and oldest first, or with `bucket` downsampled."""
+    """Readings of one measurement in [from, to), raw and oldest first (a page). With `bucket` (1m, 5m, 15m, 1h, 6h,
+    1d) the answer is instead the downsampled series, as from GET /vitals/series."""
     bucket = query.pop("bucket", None)
     patient_id = query.pop("patient_id")
     if bucket:
@@ -77,6 +78,16 @@ def query_readings(query):
         # Another shape than the page the decorator dumps, so it leaves as a finished response.
         return jsonify(SeriesOut().dump(series))
     return readings.query_window(current_actor(), patient_id, **query)
+
+
+@blp.route("/series", methods=["GET"])
+@blp.auth_required()
+@blp.arguments(SeriesQuery, location="query")
+@blp.response(200, SeriesOut)
+@blp.errors(404)
+def query_series(query):
+    """min, max, mean and count per bucket of one measurement in [from, to), for charts."""
+    return readings.query_buckets(current_actor(), query.pop("patient_id"), **query)
 
 
 @blp.route("/devices", methods=["POST"])

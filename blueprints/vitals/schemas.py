@@ -76,6 +76,14 @@ class WindowQuery(PageQuery):
                            metadata={"description": "Downsample: min, max, mean, count per bucket"})
 
 
+class SeriesQuery(Schema):
+    patient_id = fields.UUID(required=True)
+    measurement = fields.String(required=True, validate=validate.Length(min=1, max=24))
+    start = UTCDateTime(required=True, data_key="from")
+    end = UTCDateTime(required=True, data_key="to")
+    bucket = fields.String(required=True, validate=validate.OneOf(BUCKETS))
+
+
 class BucketOut(Schema):
     start = UTCDateTime(required=True)
     min = fields.Float(required=True)
