@@ -26,6 +26,8 @@ DEFAULT_PLUGINS = (
     "blueprints.uploads",
     "blueprints.video_sessions",
     "blueprints.ai",
+    "blueprints.pharmacy",
+    "blueprints.vitals",
 )
 
 
@@ -154,6 +156,7 @@ class Config:
         "include": [
             "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
             "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
+            "pawmanity.pharmacy.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -164,6 +167,9 @@ class Config:
             "drain-diagnosis-outbox": {"task": "pawmanity.triage.tasks.drain_diagnosis_outbox", "schedule": 60.0},
             "retrain-symptom-checker": {"task": "pawmanity.triage.tasks.retrain_symptom_checker",
                                         "schedule": 7 * 24 * 3600.0},
+            "release-expired-pharmacy-reservations": {
+                "task": "pawmanity.pharmacy.tasks.release_expired_reservations", "schedule": 60.0},
+            "expire-pharmacy-lots": {"task": "pawmanity.pharmacy.tasks.expire_lots", "schedule": 3600.0},
         },
     }
 
@@ -219,6 +225,12 @@ class Config:
     AI_MODEL_DIR = os.environ.get("PAWMANITY_AI_MODEL_DIR", str(INSTANCE_PATH / "models"))
     AI_SHIPPED_MODEL_DIR = str(BASE_DIR / "pawmanity" / "data" / "models")
     AI_TRAINING_CASES = _env_int("PAWMANITY_AI_TRAINING_CASES", 10_000)
+
+    # Pharmacies
+    PHARMACY_RESERVATION_MINUTES = _env_int("PAWMANITY_PHARMACY_RESERVATION_MINUTES", 48 * 60)
+
+    # Vitals: how far in the future a reading's time may be (device clocks drift) before it is refused
+    VITALS_FUTURE_TOLERANCE_SECONDS = _env_int("PAWMANITY_VITALS_FUTURE_TOLERANCE_SECONDS", 300)
 
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")

@@ -11,6 +11,7 @@ from pawmanity import metadata  # noqa: F401  (every model registered before mig
 from pawmanity.audit import trail
 from pawmanity.care import patients
 from pawmanity.cli import register_commands
+from pawmanity.conversations import consultations
 from pawmanity.core import (
     errors,
     ratelimits,  # noqa: F401  (registers the limiter's request filter)
@@ -36,6 +37,7 @@ from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
+from pawmanity.pharmacy import prescriptions
 from pawmanity.scheduling import doctors
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
@@ -169,6 +171,7 @@ def connect_domain_events():
     errors.access_denied.connect(trail.record_denial)
     accounts.user_registered.connect(patients.on_user_registered)
     accounts.user_renamed.connect(doctors.on_user_renamed)
+    consultations.consultation_ended.connect(prescriptions.on_consultation_ended)
 
 
 def register_request_hooks(app):

@@ -3,18 +3,23 @@ hours, owners and their pets, and people with their own records. Idempotent; eve
 DEMO_PASSWORD.
 """
 
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 
 from pawmanity.audit import trail
 from pawmanity.care import patients
+from pawmanity.care.models import Guardianship, Patient
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity import accounts
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
+from pawmanity.pharmacy import pharmacies, stock
+from pawmanity.pharmacy.models import Pharmacy
 from pawmanity.scheduling.models import AvailabilityRule, DoctorProfile, DoctorSpecies
+from pawmanity.vitals import devices, readings
+from pawmanity.vitals.models import AlertRule
 
 DEMO_PASSWORD = "pawmanity-demo-2026"
 WEEKDAYS = range(0, 5)
@@ -35,6 +40,32 @@ DEMO_ACCOUNTS = (
      ("dermatology", ("human",), "America/New_York", ("10:00", "18:00"))),
     ("maria.patient@example.com", "Maria Gomez", "patient", None),
     ("tom.guardian@example.com", "Tom Becker", "patient", None),
+    # Pharmacists: ordinary accounts, members of a pharmacy's staff
+    ("anna.pharmacist@example.com", "Anna Schulz", "patient", None),
+    ("james.pharmacist@example.com", "James Park", "patient", None),
+)
+
+# name, address, (lat, lon), staff email, {medicine index: (units, reorder point)}
+DEMO_PHARMACIES = (
+    ("Tierapotheke am Park", "Invalidenstrasse 42, 10115 Berlin", (52.5298, 13.3797), "anna.pharmacist@example.com",
+     {0: (40, 10), 1: (25, 5)}),
+    ("Apotheke Mitte", "Friedrichstrasse 120, 10117 Berlin", (52.5243, 13.3882), "anna.pharmacist@example.com",
+     {0: (8, 10), 2: (60, 20)}),
+    ("Riverside Pharmacy", "200 Riverside Dr, New York, NY 10025", (40.8005, -73.9713),
+     "james.pharmacist@example.com", {0: (30, 10), 2: (100, 20)}),
+)
+DEMO_MEDICINES = (
+    {"name": "Amoxicillin", "strength": "250 mg", "form": "tablet", "code": "J01CA04", "use": "both"},
+    {"name": "Carprofen", "strength": "50 mg", "form": "chewable tablet", "code": "QM01AE91", "use": "veterinary"},
+    {"name": "Ibuprofen", "strength": "200 mg", "form": "tablet", "code": "M01AE01", "use": "human"},
+)
+# species, measurement, direction, threshold, clear threshold, minimum minutes (resting adult ranges)
+DEMO_ALERT_RULES = (
+    ("dog", "heart_rate", "above", 160, 140, 5), ("dog", "heart_rate", "below", 50, 60, 5),
+    ("dog", "body_temperature", "above", 39.7, 39.2, 10),
+    ("cat", "heart_rate", "above", 220, 200, 5), ("cat", "body_temperature", "above", 39.7, 39.2, 10),
+    ("human", "heart_rate", "above", 120, 100, 5), ("human", "spo2", "below", 92, 94, 2),
+    ("human", "body_temperature", "above", 38.0, 37.5, 10),
 )
 
 # owner email -> patients they add
@@ -74,8 +105,56 @@ def load(*, actor):
         for data in DEMO_PATIENTS.get(email, ()):
             patients.create_patient(Actor(user_id=user.id, role=user.role, ip=actor.ip), dict(data))
         lines.append(f"created  {role:8} {email}")
+    lines += _load_pharmacies(actor)
+    lines += _load_vitals(actor)
     lines.append(f"demo password for every account: {DEMO_PASSWORD}")
     return lines
+
+
+def _load_pharmacies(actor):
+    admin = Actor(role="admin", ip=actor.ip)
+    if db.session.scalar(select(Pharmacy.id).limit(1)) is not None:
+        return ["exists   pharmacies and medicines"]
+    medicines = [pharmacies.create_medicine(admin, dict(data)) for data in DEMO_MEDICINES]
+    for name, address, (latitude, longitude), staff_email, stocked in DEMO_PHARMACIES:
+        pharmacy = pharmacies.create_pharmacy(admin, {
+            "name": name, "address": address, "latitude": latitude, "longitude": longitude,
+            "opening_hours": {day: [["08:00", "19:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}})
+        staff = db.session.scalar(select(User).where(User.email == staff_email))
+        pharmacies.add_staff(admin, pharmacy.id, staff.id)
+        pharmacist = Actor(user_id=staff.id, role=staff.role, ip=actor.ip)
+        for index, (units, reorder_point) in stocked.items():
+            medicine = medicines[index]
+            pharmacies.configure_stock(pharmacist, pharmacy.id, medicine.id, reorder_point)
+            pharmacies.add_movement(pharmacist, pharmacy.id, {
+                "kind": "receive", "medicine_id": medicine.id, "lot_number": f"DEMO-{index}",
+                "expires_on": utcnow().date() + timedelta(days=400), "quantity": units,
+                "idempotency_key": f"demo-{pharmacy.id.hex[:8]}-{index}"})
+    stock.expire_lots()
+    return [f"created  {len(DEMO_PHARMACIES)} pharmacies, {len(DEMO_MEDICINES)} medicines"]
+
+
+def _load_vitals(actor):
+    admin = Actor(role="admin", ip=actor.ip)
+    if db.session.scalar(select(AlertRule.id).limit(1)) is not None:
+        return ["exists   vitals alert rules and Biscuit's collar"]
+    for species, measurement, direction, threshold, clear, minutes in DEMO_ALERT_RULES:
+        db.session.add(AlertRule(species=species, measurement=measurement, direction=direction, threshold=threshold,
+                                 clear_threshold=clear, min_duration_seconds=minutes * 60))
+    trail.record("alert_rule.create", admin, object_type="alert_rule", detail={"demo": len(DEMO_ALERT_RULES)})
+    db.session.commit()
+    owner = db.session.scalar(select(User).where(User.email == "sam.owner@example.com"))
+    biscuit = db.session.scalar(select(Patient).join(Guardianship).where(Guardianship.user_id == owner.id,
+                                                                         Patient.name == "Biscuit"))
+    guardian = Actor(user_id=owner.id, role=owner.role, ip=actor.ip)
+    device, token = devices.register(guardian, biscuit.id, "Biscuit's collar")
+    start = utcnow().replace(second=0, microsecond=0) - timedelta(hours=24)
+    day = [{"sample_id": f"demo-{n}", "measurement": "heart_rate", "value": 80 + (n % 30), "unit": "/min",
+            "taken_at": start + timedelta(minutes=n), "version": 1} for n in range(24 * 60)]
+    for first in range(0, len(day), readings.MAX_BATCH):
+        readings.ingest(readings.Source.of_device(device, ip=actor.ip), biscuit.id, day[first:first + 1000])
+    return ["created  vitals alert rules; a day of Biscuit's heart rate from his collar",
+            f"         the collar's device token (shown once): {token}"]
 
 
 def _add_doctor_profile(user, specialty, species, timezone, hours, *, actor):

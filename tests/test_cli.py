@@ -82,3 +82,23 @@ def test_demo_load_refuses_a_production_configuration(make_app):
         result = app.test_cli_runner().invoke(args=["demo", "load"])
         assert result.exit_code != 0 and "production configuration" in result.output
         assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_demo_has_pharmacies_with_stock_and_a_collar_sending_vitals(app, client):
+    app.test_cli_runner().invoke(args=["demo", "load"])
+    token = client.post("/api/v1/auth/login", json={"email": "sam.owner@example.com",
+                                                    "password": DEMO_PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    amoxicillin = client.get("/api/v1/medicines?q=amoxi", headers=headers).get_json()["items"][0]
+    near_mitte = client.get(f"/api/v1/pharmacies?medicine={amoxicillin['id']}&near=52.5200,13.3880&radius_km=10",
+                            headers=headers).get_json()
+    assert [hit["name"] for hit in near_mitte["items"]] == ["Apotheke Mitte", "Tierapotheke am Park"]
+    biscuit = next(p for p in client.get("/api/v1/patients", headers=headers).get_json()["items"]
+                   if p["name"] == "Biscuit")
+    from datetime import datetime, timedelta, timezone
+
+    now = datetime.now(timezone.utc)
+    window = f"from={(now - timedelta(days=2)):%Y-%m-%dT%H:%M:%SZ}&to={(now + timedelta(days=1)):%Y-%m-%dT%H:%M:%SZ}"
+    series = client.get(f"/api/v1/vitals?patient_id={biscuit['id']}&measurement=heart_rate&{window}&bucket=1d",
+                        headers=headers).get_json()
+    assert sum(point["count"] for point in series["points"]) == 24 * 60

@@ -6,11 +6,12 @@ from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect
 
 from pawmanity.core.extensions import db
+from pawmanity.metadata import include_object
 
 
 def schema_differences(app):
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": include_object})
         return compare_metadata(context, db.metadata)
 
 

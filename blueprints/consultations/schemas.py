@@ -32,6 +32,9 @@ class PrescriptionIn(Schema):
     dosage = fields.String(validate=validate.Length(max=200))
     instructions = fields.String(validate=validate.Length(max=1000))
     days = fields.Integer(validate=validate.Range(min=1, max=365))
+    # For pharmacies: the catalogue medicine and how many units (packs, bottles) to hand over.
+    medicine_id = fields.UUID()
+    quantity = fields.Integer(validate=validate.Range(min=1, max=1000))
 
 
 class EndIn(Schema):

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, select
 
@@ -16,6 +17,11 @@ from pawmanity.core.errors import Conflict, Forbidden, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
 from pawmanity.scheduling.models import DoctorProfile
+
+signals = Namespace()
+# Sent in the ending transaction with (medical record, prescription as given) pairs; a receiver that raises
+# aborts the ending. The pharmacy domain listens to make prescriptions reservable.
+consultation_ended = signals.signal("consultation-ended")
 
 
 def start(actor, appointment_id):
@@ -100,13 +106,16 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
         entries.append(MedicalRecord(patient_id=consultation.patient_id, kind="condition", title=diagnosis[:200],
                                      details=diagnosis, recorded_at=now, created_by=actor.user_id,
                                      updated_by=actor.user_id))
+    prescribed = []
     for prescription in prescriptions:
-        entries.append(MedicalRecord(patient_id=consultation.patient_id, kind="prescription",
-                                     title=prescription["medication"][:200],
-                                     details=_prescription_text(prescription), recorded_at=now,
-                                     created_by=actor.user_id, updated_by=actor.user_id))
+        entry = MedicalRecord(patient_id=consultation.patient_id, kind="prescription",
+                              title=prescription["medication"][:200], details=_prescription_text(prescription),
+                              recorded_at=now, created_by=actor.user_id, updated_by=actor.user_id)
+        entries.append(entry)
+        prescribed.append((entry, prescription))
     db.session.add_all(entries)
     db.session.flush()
+    consultation_ended.send(consultation, actor=actor, prescriptions=prescribed)
     for entry in entries:
         records.snapshot(entry, actor)
     appointment = consultation.appointment

@@ -1,0 +1,209 @@
+"""Readings: idempotent batch ingest, raw windows and downsampled series.
+
+A reading's identity is (patient, source, client sample id). A batch is one INSERT ... ON CONFLICT DO UPDATE whose
+update applies only when the incoming version is higher, so the same batch twice, or its halves in any order, stores
+one row per sample and the highest version wins. Each item is answered on its own: created, updated, duplicate (the
+same version again), stale (a lower version) or rejected with the reason.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import Float, Integer, cast, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from pawmanity.audit import trail
+from pawmanity.care import access
+from pawmanity.core.database import utcnow
+from pawmanity.core.errors import InvalidInput, NotFound
+from pawmanity.core.extensions import db
+from pawmanity.identity.actor import Actor
+from pawmanity.vitals import alerts
+from pawmanity.vitals.models import Observation
+from pawmanity.vitals.units import UnitError, measurement_named, to_canonical
+
+MAX_BATCH = 1000
+BUCKETS = {"1m": 60, "5m": 300, "15m": 900, "1h": 3600, "6h": 21600, "1d": 86400}
+MAX_BUCKETS = 20_000
+
+
+class Source:
+    """Who sends readings: a device (for its own patient only) or a signed-in user acting through the access policy."""
+
+    def __init__(self, *, actor, device=None):
+        self.actor, self.device = actor, device
+
+    @classmethod
+    def of_device(cls, device, ip=None):
+        return cls(actor=Actor(role="device", ip=ip), device=device)
+
+    @property
+    def kind(self):
+        return "device" if self.device else "user"
+
+    @property
+    def id(self):
+        return self.device.id if self.device else self.actor.user_id
+
+    def patient(self, patient_id):
+        if self.device is not None:
+            if patient_id is not None and patient_id != self.device.patient_id:
+                raise NotFound("No such patient.")
+            return self.device.patient_id
+        patient, _ = access.visible_patient(self.actor, patient_id)
+        return patient.id
+
+
+def ingest(source, patient_id, readings):
+    """Store a batch for one patient; returns {patient_id, results: [...]} in the order of `readings`."""
+    patient_id = source.patient(patient_id)
+    now = utcnow()
+    future_limit = now + timedelta(seconds=current_app.config["VITALS_FUTURE_TOLERANCE_SECONDS"])
+    results, rows = [None] * len(readings), {}
+    for index, reading in enumerate(readings):
+        sample_id = reading["sample_id"]
+        result = {"index": index, "sample_id": sample_id}
+        results[index] = result
+        try:
+            measurement = measurement_named(reading["measurement"])
+            value = to_canonical(measurement, reading["value"], reading["unit"])
+        except UnitError as error:
+            result.update(status="rejected", error={"status": 422, "code": error.code, "detail": error.detail})
+            continue
+        if reading["taken_at"] > future_limit:
+            result.update(status="rejected", error={"status": 422, "code": "future_reading",
+                                                    "detail": "Readings may not be dated in the future."})
+            continue
+        row = dict(patient_id=patient_id, measurement=measurement.name, loinc=measurement.loinc,
+                   unit=measurement.unit, value=value, taken_at=reading["taken_at"], source_kind=source.kind,
+                   source_id=source.id, sample_id=sample_id, version=reading.get("version", 1), received_at=now)
+        earlier = rows.get(sample_id)
+        if earlier is not None and earlier[1]["version"] >= row["version"]:
+            result.update(status="superseded", detail="A higher or equal version of this sample is in this batch.")
+            continue
+        if earlier is not None:
+            results[earlier[0]].update(status="superseded",
+                                       detail="A higher version of this sample is in this batch.")
+        rows[sample_id] = (index, row)
+    if rows:
+        _upsert(patient_id, source, rows, results)
+    if source.device is not None:
+        source.device.last_seen_at = now
+    stored = [row for _, row in rows.values()]
+    alerts.evaluate(patient_id, stored)
+    trail.record("vitals.ingest", source.actor, object_type="patient", object_id=patient_id,
+                 detail={"device_id": str(source.device.id) if source.device else None,
+                         "stored": sum(1 for r in results if r.get("status") in ("created", "updated")),
+                         "received": len(readings)})
+    db.session.commit()
+    return {"patient_id": patient_id, "results": results}
+
+
+def _upsert(patient_id, source, rows, results):
+    sample_ids = list(rows)
+    existing = dict(db.session.execute(
+        select(Observation.sample_id, Observation.version)
+        .where(Observation.patient_id == patient_id, Observation.source_id == source.id,
+               Observation.sample_id.in_(sample_ids))).all())
+    table = Observation.__table__
+    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(table)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["patient_id", "source_id", "sample_id"],
+        set_={name: excluded[name] for name in ("value", "taken_at", "measurement", "loinc", "unit", "version",
+                                                "received_at")},
+        where=table.c.version < excluded.version,
+    ).returning(table.c.sample_id)
+    # Parameters as a list: one compiled (and cached) statement, sent as multi-row VALUES pages by SQLAlchemy's
+    # insertmanyvalues, instead of compiling a new 1,000-row statement per batch.
+    # Rows go in sample-id order, so concurrent batches of the same samples (in any order) take their row locks in
+    # one order and queue rather than deadlock.
+    ordered = [rows[sample_id][1] for sample_id in sorted(rows)]
+    written = set(db.session.connection().execute(statement, ordered).scalars())
+    for sample_id, (index, row) in rows.items():
+        if sample_id in written:
+            results[index]["status"] = "updated" if sample_id in existing else "created"
+        else:
+            # Not written: an equal or higher version is stored (perhaps by a concurrent batch a moment ago).
+            known = existing.get(sample_id)
+            results[index]["status"] = "stale" if known is not None and known > row["version"] else "duplicate"
+    return written
+
+
+def query_window(actor, patient_id, *, measurement, start, end, page, per_page):
+    """Raw readings of one measurement in [start, end), oldest first."""
+    patient, _ = access.visible_patient(actor, patient_id)
+    measurement = _measurement(measurement)
+    _check_window(start, end)
+    base = select(Observation).where(Observation.patient_id == patient.id,
+                                     Observation.measurement == measurement.name,
+                                     Observation.taken_at >= start, Observation.taken_at < end)
+    total = db.session.scalar(select(func.count()).select_from(base.subquery()))
+    items = db.session.scalars(base.order_by(Observation.taken_at, Observation.id).limit(per_page)
+                               .offset((page - 1) * per_page)).all()
+    trail.record("vitals.read", actor, object_type="patient", object_id=patient.id,
+                 detail={"measurement": measurement.name})
+    db.session.commit()
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def query_buckets(actor, patient_id, *, measurement, start, end, bucket):
+    """min, max, mean and count per bucket of one measurement in [start, end), computed in the database."""
+    patient, _ = access.visible_patient(actor, patient_id)
+    measurement = _measurement(measurement)
+    _check_window(start, end)
+    seconds = BUCKETS[bucket]
+    if (end - start).total_seconds() / seconds > MAX_BUCKETS:
+        raise InvalidInput(f"That window has more than {MAX_BUCKETS} buckets; choose a wider bucket.",
+                           errors={"bucket": ["Too fine for this window."]})
+    epoch = _epoch_seconds(Observation.taken_at)
+    slot = (cast(func.floor(epoch / seconds), Integer) * seconds).label("slot")
+    rows = db.session.execute(
+        select(slot, func.min(Observation.value), func.max(Observation.value), func.avg(Observation.value),
+               func.count())
+        .where(Observation.patient_id == patient.id, Observation.measurement == measurement.name,
+               Observation.taken_at >= start, Observation.taken_at < end)
+        .group_by(slot).order_by(slot)).all()
+    trail.record("vitals.read", actor, object_type="patient", object_id=patient.id,
+                 detail={"measurement": measurement.name, "bucket": bucket})
+    db.session.commit()
+    return {"patient_id": patient.id, "measurement": measurement.name, "loinc": measurement.loinc,
+            "unit": measurement.unit, "bucket": bucket,
+            "points": [{"start": datetime.fromtimestamp(int(at), timezone.utc), "min": low, "max": high,
+                        "mean": round(float(mean), 4), "count": count} for at, low, high, mean, count in rows]}
+
+
+def _epoch_seconds(column):
+    if db.engine.dialect.name == "postgresql":
+        return func.date_part("epoch", column)  # double precision; extract() gives slower numeric
+    return cast(func.strftime("%s", column), Float)
+
+
+def _measurement(name):
+    try:
+        return measurement_named(name)
+    except UnitError as error:
+        raise InvalidInput(error.detail, code=error.code, errors={"measurement": [error.detail]}) from None
+
+
+def _check_window(start, end):
+    if end <= start:
+        raise InvalidInput("`to` must be after `from`.", errors={"to": ["Must be after from."]})
+    if end - start > timedelta(days=366 * 2):
+        raise InvalidInput("A window is at most two years.", errors={"to": ["Window too long."]})
+
+
+def record_one(actor, patient_id, reading):
+    """A reading entered by hand (doctor or guardian): the batch path with one item; unknown units are 422."""
+    outcome = ingest(Source(actor=actor), patient_id, [reading])["results"][0]
+    if outcome["status"] == "rejected":
+        error = outcome["error"]
+        raise InvalidInput(error["detail"], code=error["code"], errors={"unit": [error["detail"]]}
+                           if error["code"] == "unknown_unit" else None)
+    return db.session.scalar(select(Observation).where(
+        Observation.patient_id == patient_id, Observation.source_id == actor.user_id,
+        Observation.sample_id == reading["sample_id"]))
+
+
