@@ -25,6 +25,7 @@ DEFAULT_PLUGINS = (
     "blueprints.uploads",
     "blueprints.video_sessions",
     "blueprints.ai",
+    "blueprints.fhir",
 )
 
 
