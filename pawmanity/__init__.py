@@ -8,8 +8,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, DEV_SECRET
 from pawmanity import metadata  # noqa: F401  (every model registered before migrations look)
+from pawmanity.appointments import booking
 from pawmanity.care import patients
 from pawmanity.cli import register_commands
+from pawmanity.conversations import consultations
 from pawmanity.core import ratelimits  # noqa: F401  (registers the limiter's request filter)
 from pawmanity.core.api import require_json_bodies
 from pawmanity.core.errors import register_error_handlers
@@ -30,6 +32,9 @@ from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
+from pawmanity.media import uploads
+from pawmanity.triage import diagnoses
+from pawmanity.webhooks import events as webhook_events
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 
@@ -113,6 +118,10 @@ def connect_domain_events():
     blinker keeps one connection per receiver, so building several apps in one process does not repeat it.
     """
     accounts.user_registered.connect(patients.on_user_registered)
+    booking.appointment_changed.connect(webhook_events.on_appointment_changed)
+    consultations.consultation_changed.connect(webhook_events.on_consultation_changed)
+    diagnoses.diagnosis_urgent.connect(webhook_events.on_diagnosis_urgent)
+    uploads.upload_added.connect(webhook_events.on_upload_added)
 
 
 def register_request_hooks(app):

@@ -11,3 +11,4 @@ import pawmanity.identity.models  # noqa: F401
 import pawmanity.notifications.models  # noqa: F401
 import pawmanity.scheduling.models  # noqa: F401
 import pawmanity.triage.models  # noqa: F401
+import pawmanity.webhooks.models  # noqa: F401

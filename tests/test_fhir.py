@@ -3,8 +3,8 @@ standard, not ours), searches behave as FHIR says, errors are OperationOutcomes,
 exactly the routes that exist."""
 
 import io
-from urllib.parse import urlsplit
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, select
 
@@ -16,6 +17,10 @@ from pawmanity.core.errors import Conflict, Forbidden, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
 from pawmanity.scheduling.models import DoctorProfile
+
+# Sent inside the transaction that opens (event="started") or ends (event="ended") a consultation.
+signals = Namespace()
+consultation_changed = signals.signal("consultation-changed")
 
 
 def start(actor, appointment_id):
@@ -41,6 +46,7 @@ def start(actor, appointment_id):
     notify([user_id for user_id in participant_ids(consultation) if user_id != actor.user_id],
            "consultation.started", title="Your consultation has started",
            data={"consultation_id": str(consultation.id)})
+    consultation_changed.send(consultation, event="started")
     db.session.commit()
     return consultation, True
 
@@ -101,6 +107,7 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
            title="Your consultation summary is ready", data={"consultation_id": str(consultation.id)})
     live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participant_ids(consultation),
                        namespace=live.CHAT)
+    consultation_changed.send(consultation, event="ended")
     db.session.commit()
     return consultation
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import date
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 
@@ -28,6 +29,10 @@ from pawmanity.triage.models import DiagnosisFeedback, DiagnosisLogOutbox
 
 COLLECTION = "diagnosis_logs"
 TYPICAL_AGE = {"human": 35.0, "dog": 5.0, "cat": 7.0}  # when the record has no date of birth
+# Sent inside the transaction of an urgency-5 diagnosis, with its id and the patient's (never its content).
+signals = Namespace()
+diagnosis_urgent = signals.signal("diagnosis-urgent")
+
 PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "low_confidence", "model", "disclaimer")
 
 
@@ -50,6 +55,7 @@ def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False):
         notify(booking.guardian_ids(patient.id), "ai.urgent", title="Seek care now",
                body=" ".join(result["recommendations"][:-1] or result["recommendations"]),
                data={"diagnosis_id": str(diagnosis_id), "patient_id": str(patient.id)})
+        diagnosis_urgent.send(None, diagnosis_id=diagnosis_id, patient_id=patient.id)
     if not _store(document):
         db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
     db.session.commit()
