@@ -125,6 +125,12 @@ class TestCapabilityStatement:
                     400)
 
 
+def test_the_openapi_document_points_to_the_fhir_api(client):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    tag = next(tag for tag in spec["tags"] if tag["name"] == "FHIR")
+    assert "/fhir/metadata" in tag["description"]
+
+
 class TestPatient:
     def test_an_animal_carries_species_breed_and_neuter_status(self, client, clinic):
         patient = get(client, f"/Patient/{clinic['dog'].id}", clinic["tokens"]["owner"])

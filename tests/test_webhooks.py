@@ -281,3 +281,38 @@ class TestSSRF:
             book(scene)
             row = db.session.scalar(select(WebhookDelivery))
             assert row.status == "pending" and row.last_error.startswith("refused")
+
+
+def test_consultation_diagnosis_and_upload_events_are_thin(scene, receiver, gen_appointment):
+    """Every other event the lower domains signal: ids only, never the diagnosis, summary or file name."""
+    import io
+
+    from tests.test_uploads import png
+
+    endpoint = register(scene, receiver.url, events=("consultation.started", "consultation.ended",
+                                                     "diagnosis.urgent", "upload.added"))
+    client, pet = scene["client"], scene["pet"]
+    appointment = gen_appointment(scene["doctor"], pet, utcnow() - timedelta(minutes=5), status="confirmed")
+    started = client.post("/api/v1/consultations", json={"appointment_id": str(appointment.id)},
+                          headers=scene["doctor_user"]).get_json()
+    ended = client.post(f"/api/v1/consultations/{started['id']}/end", headers=scene["doctor_user"],
+                        json={"summary": "Otitis externa, drops prescribed", "diagnosis": "Otitis externa"})
+    assert ended.status_code == 200, ended.get_data(as_text=True)
+    urgent = client.post("/api/v1/ai/diagnoses", headers=scene["owner"], json={
+        "patient_id": str(pet.id), "symptoms": [{"code": code, "severity": 6, "duration_days": 1}
+                                                for code in ("unproductive_retching", "distended_abdomen")]})
+    assert urgent.get_json()["urgency"]["level"] == 5
+    uploaded = client.post("/api/v1/uploads", headers=scene["owner"], content_type="multipart/form-data",
+                           data={"patient_id": str(pet.id), "file": (io.BytesIO(png()), "biscuit-ear.png")})
+    assert uploaded.status_code == 201
+    payloads = [Webhook(endpoint["secret"]).verify(r["body"], r["headers"]) for r in receiver.requests]
+    assert [(p["type"], p["data"]) for p in payloads] == [
+        ("consultation.started", {"consultation_id": started["id"], "appointment_id": str(appointment.id),
+                                  "patient_id": str(pet.id)}),
+        ("consultation.ended", {"consultation_id": started["id"], "appointment_id": str(appointment.id),
+                                "patient_id": str(pet.id)}),
+        ("diagnosis.urgent", {"diagnosis_id": urgent.get_json()["id"], "patient_id": str(pet.id)}),
+        ("upload.added", {"upload_id": uploaded.get_json()["id"], "patient_id": str(pet.id)}),
+    ]
+    raw = b"".join(r["body"] for r in receiver.requests)
+    assert b"Otitis" not in raw and b"biscuit-ear" not in raw and b"retching" not in raw
