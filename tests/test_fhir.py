@@ -4,6 +4,7 @@ exactly the routes that exist."""
 
 import io
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
@@ -11,6 +12,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from sqlalchemy import select
 
 from pawmanity.audit.models import AuditEvent
+from pawmanity.care.models import WeightMeasurement
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.fhir.resources import ANIMAL_EXTENSION
@@ -57,6 +59,9 @@ def clinic(client, gen_user, gen_patient, gen_doctor, gen_appointment, tokens_fo
     dog = gen_patient(owner, name="Biscuit", species="dog", sex="male_neutered", breed="Beagle",
                       microchip_id="985112003456789")
     person = gen_patient(owner, name="Lea Becker", species="human", sex="female")
+    db.session.add_all([WeightMeasurement(patient_id=dog.id, weight_kg=Decimal("12.4"),
+                                          measured_at=utcnow() - timedelta(days=days)) for days in (30, 1)])
+    db.session.commit()
     now = utcnow()
     current = gen_appointment(doctor, dog, now - timedelta(minutes=5), status="confirmed")
     later = gen_appointment(doctor, dog, next_slot(days=3), status="requested")
@@ -113,7 +118,8 @@ class TestCapabilityStatement:
         statement = get(client, "/metadata")
         samples = {"token": None, "reference": str(clinic["dog"].id), "date": "ge2020-01-01", "string": "a"}
         tokens = {"status": {"Appointment": "booked", "Encounter": "finished", "Slot": "free"},
-                  "_id": {"AuditEvent": "1"}, "subtype": {"AuditEvent": "patient.read"}}
+                  "_id": {"AuditEvent": "1", "Observation": "weight-1"}, "subtype": {"AuditEvent": "patient.read"},
+                  "code": {"Observation": "http://loinc.org|29463-7"}, "category": {"Observation": "vital-signs"}}
         for resource in statement["rest"][0]["resource"]:
             for parameter in resource["searchParam"]:
                 value = tokens.get(parameter["name"], {}).get(resource["type"]) or samples[parameter["type"]] \
@@ -178,6 +184,7 @@ class TestPatient:
         assert kinds[0] == "Patient"
         assert kinds.count("Appointment") == 2 and kinds.count("Encounter") == 1
         assert kinds.count("Communication") == 2 and kinds.count("DocumentReference") == 1
+        assert kinds.count("Observation") == 2
         assert str(clinic["person"].id) not in str(bundle)
         stranger_view = client.get(f"{FHIR}/Patient/{clinic['person'].id}/$everything",
                                    headers=bearer(clinic["tokens"]["doctor"]))
@@ -250,6 +257,22 @@ class TestSearch:
         outcome(client.get(f"{FHIR}/Slot", headers=bearer(token), query_string={
             "start": ["ge2030-01-01", "lt2030-03-01"]}), 400)
 
+    def test_weights_are_body_weight_observations(self, client, clinic):
+        token = clinic["tokens"]["doctor"]
+        bundle = get(client, "/Observation", token, patient=f"Patient/{clinic['dog'].id}", code="29463-7",
+                     date=f"ge{(utcnow() - timedelta(days=7)).date()}")
+        assert bundle["total"] == 1
+        observation = bundle["entry"][0]["resource"]
+        assert observation["code"]["coding"][0] == {"system": "http://loinc.org", "code": "29463-7",
+                                                    "display": "Body weight"}
+        assert observation["valueQuantity"] == {"value": 12.4, "unit": "kg", "system": "http://unitsofmeasure.org",
+                                                "code": "kg"}
+        assert observation["category"][0]["coding"][0]["code"] == "vital-signs"
+        assert get(client, f"/Observation/{observation['id']}", token)["id"] == observation["id"]
+        assert get(client, "/Observation", token, code="8867-4")["total"] == 0  # heart rate: none recorded
+        outcome(client.get(f"{FHIR}/Observation/{observation['id']}",
+                           headers=bearer(clinic["tokens"]["other_doctor"])), 404)
+
     def test_audit_events_for_admins_only(self, client, clinic):
         bundle = get(client, "/AuditEvent", clinic["tokens"]["admin"], subtype="consultation.start")
         assert bundle["total"] == 1
@@ -278,7 +301,7 @@ class TestErrors:
 
     def test_unknown_types_writes_and_ids(self, client, clinic):
         token = bearer(clinic["tokens"]["admin"])
-        outcome(client.get(f"{FHIR}/Observation", headers=token), 404)
+        outcome(client.get(f"{FHIR}/MedicationRequest", headers=token), 404)
         outcome(client.post(f"{FHIR}/Patient", headers=token, json={"resourceType": "Patient"}), 405)
         outcome(client.get(f"{FHIR}/Patient/nope", headers=token), 404)
         outcome(client.get(f"{FHIR}/AuditEvent/99999999", headers=token), 404)
@@ -305,4 +328,4 @@ def test_the_demo_data_validates_for_every_resource_type(app, client, gen_user, 
             kind = entry["resource"]["resourceType"]
             seen.add(kind)
             validated(get(client, f"/{kind}/{entry['resource']['id']}", admin))
-    assert {"Patient", "Practitioner", "Schedule", "Slot", "Appointment", "AuditEvent"} <= seen
+    assert {"Patient", "Practitioner", "Schedule", "Slot", "Appointment", "AuditEvent", "Observation"} <= seen

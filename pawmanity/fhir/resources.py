@@ -15,6 +15,10 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 AUDIT_ACTION_SYSTEM = "urn:pawmanity:audit-action"
 MICROCHIP_SYSTEM = "urn:pawmanity:microchip"
+LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+BODY_WEIGHT = "29463-7"
+WEIGHT_ID_PREFIX = "weight-"  # Observation ids name their source, so other vitals can join without clashes
 
 # Only species whose SNOMED CT organism concept we are sure of carry a coding; the others carry text alone.
 SPECIES_CODES = {"dog": ("448771007", "Canis lupus familiaris"), "cat": ("448169003", "Felis catus")}
@@ -177,6 +181,20 @@ def audit_event(row):
         resource["entity"] = [{"what": {"identifier": {"system": f"urn:pawmanity:{row.object_type or 'object'}",
                                                        "value": row.object_id}}}]
     return resource
+
+
+def weight_observation(row):
+    """A weight measurement as a body-weight Observation (FHIR's vital-signs profile: LOINC code, UCUM unit)."""
+    return {"resourceType": "Observation", "id": f"{WEIGHT_ID_PREFIX}{row.id}",
+            "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/bodyweight"],
+                     "lastUpdated": iso(row.measured_at)},
+            "status": "final",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "vital-signs",
+                                      "display": "Vital Signs"}], "text": "Vital Signs"}],
+            "code": {"coding": [{"system": LOINC, "code": BODY_WEIGHT, "display": "Body weight"}],
+                     "text": "Body weight"},
+            "subject": ref("Patient", row.patient_id), "effectiveDateTime": iso(row.measured_at),
+            "valueQuantity": {"value": float(row.weight_kg), "unit": "kg", "system": UCUM, "code": "kg"}}
 
 
 def operation_outcome(detail, issue_code, *, severity="error", code=None):

@@ -43,6 +43,7 @@ class SearchParameter:
     documentation: str = ""
     target: str | None = None  # for reference parameters: the resource type referred to
     values: dict | None = None  # for token parameters: FHIR code -> what apply() receives
+    parse: Callable | None = None  # for token parameters read another way (ids that are not UUIDs)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ def _value(parameter, value):
     if parameter.type == "date":
         return parse_date(parameter.name, value)
     if parameter.type == "token":
+        if parameter.parse is not None:
+            return parameter.parse(value)
         if parameter.values is not None:
             code = value.rpartition("|")[2]
             if code not in parameter.values:

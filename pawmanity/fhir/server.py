@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.audit.models import AuditEvent
 from pawmanity.care import access
-from pawmanity.care.models import Patient, Upload
+from pawmanity.care.models import Patient, Upload, WeightMeasurement
 from pawmanity.conversations import consultations
 from pawmanity.conversations.models import Consultation, Message
 from pawmanity.core.database import utcnow
@@ -49,6 +49,7 @@ class ResourceType:
     read_row: Callable | None = None
     interactions: tuple = ("read", "search-type")
     operations: tuple = field(default=())
+    row_id: Callable = parse_id  # the FHIR id as the row's key; FhirError when it cannot be one
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,24 @@ def visible_practitioners(actor):
 def visible_uploads(actor):
     patients = access.visible_patients_query(actor).with_only_columns(Patient.id)
     return select(Upload).where(Upload.deleted_at.is_(None), Upload.patient_id.in_(patients))
+
+
+def visible_weights(actor):
+    patients = access.visible_patients_query(actor).with_only_columns(Patient.id)
+    return select(WeightMeasurement).where(WeightMeasurement.patient_id.in_(patients))
+
+
+def audit_event_id(value):
+    if not value.isdigit() or len(value) > 18:
+        raise FhirError("An AuditEvent id is a whole number.", code="invalid_id")
+    return int(value)
+
+
+def weight_id(value):
+    number = value.removeprefix(resources.WEIGHT_ID_PREFIX)
+    if not value.startswith(resources.WEIGHT_ID_PREFIX) or not number.isdigit() or len(number) > 18:
+        raise FhirError(f"'{value}' is not an Observation id this server issues.", code="invalid_id")
+    return int(number)
 
 
 def visible_messages(actor):
@@ -252,6 +271,23 @@ RESOURCE_TYPES = {rt.name: rt for rt in (
         sort_keys={"_id": Message.id, "sent": Message.created_at}, default_sort=(("sent", False),),
         audit_object="message", visible=visible_messages, id_column=Message.id, to_resource=_communication),
     ResourceType(
+        name="Observation", documentation="Body weights (vital-signs profile, LOINC 29463-7, UCUM kg).",
+        parameters=_params(
+            SearchParameter("_id", "token", _where(WeightMeasurement.id), "The observation's id", parse=weight_id),
+            _reference("patient", WeightMeasurement.patient_id, "Patient", "The patient measured"),
+            _reference("subject", WeightMeasurement.patient_id, "Patient", "The patient measured"),
+            SearchParameter("date", "date", _date(WeightMeasurement.measured_at), "When it was measured"),
+            # Weights are the only observations so far: a search for another code or category finds nothing.
+            SearchParameter("code", "token", lambda query, code: query.where(literal(code == resources.BODY_WEIGHT)),
+                            "LOINC code (29463-7, body weight)"),
+            SearchParameter("category", "token",
+                            lambda query, category: query.where(literal(category == "vital-signs")), "vital-signs"),
+        ),
+        sort_keys={"_id": WeightMeasurement.id, "date": WeightMeasurement.measured_at},
+        default_sort=(("date", True),), audit_object="weight", visible=visible_weights,
+        id_column=WeightMeasurement.id, to_resource=lambda row, context: resources.weight_observation(row),
+        row_id=weight_id),
+    ResourceType(
         name="DocumentReference", documentation="Uploaded files (images, PDFs, DICOM); the attachment URL is the "
                                                 "REST API's download, which checks access again.",
         parameters=_params(
@@ -267,14 +303,13 @@ RESOURCE_TYPES = {rt.name: rt for rt in (
     ResourceType(
         name="AuditEvent", documentation="The audit trail (admins only).",
         parameters=_params(
-            SearchParameter("_id", "token", lambda query, value: query.where(AuditEvent.id == value),
-                            "The event's id"),
+            SearchParameter("_id", "token", _where(AuditEvent.id), "The event's id", parse=audit_event_id),
             SearchParameter("date", "date", _date(AuditEvent.occurred_at), "When it happened"),
             SearchParameter("subtype", "token", _where(AuditEvent.action), "Our action name, e.g. patient.read"),
         ),
         sort_keys={"_id": AuditEvent.id, "date": AuditEvent.occurred_at}, default_sort=(("date", True),),
         audit_object="audit", roles=("admin",), visible=lambda actor: select(AuditEvent), id_column=AuditEvent.id,
-        to_resource=lambda row, context: resources.audit_event(row)),
+        to_resource=lambda row, context: resources.audit_event(row), row_id=audit_event_id),
 )}
 
 
@@ -289,12 +324,8 @@ def resource_type(name, actor):
 
 
 def _row_id(kind, ident):
-    if kind.name == "AuditEvent":
-        if not ident.isdigit() or len(ident) > 18:
-            raise FhirError(f"No such {kind.name}.", status=404, issue_code="not-found", code="not_found")
-        return int(ident)
     try:
-        return parse_id(ident)
+        return kind.row_id(ident)
     except FhirError:
         raise FhirError(f"No such {kind.name}.", status=404, issue_code="not-found", code="not_found") from None
 
@@ -317,16 +348,7 @@ def read(actor, name, ident, context):
 def search(actor, name, args, context):
     """(total, resources, search request) for one page of a search."""
     kind = resource_type(name, actor)
-    if name == "AuditEvent" and "_id" in args:
-        # AuditEvent ids are integers, not UUIDs.
-        args = args.copy()
-        ident = args.pop("_id")
-        if not ident.isdigit():
-            raise FhirError("An AuditEvent _id is a whole number.")
-        request = parse(args, kind.parameters, kind.sort_keys)
-        request.filters.append((kind.parameters["_id"], int(ident)))
-    else:
-        request = parse(args, kind.parameters, kind.sort_keys)
+    request = parse(args, kind.parameters, kind.sort_keys)
     sort = request.sort or list(kind.default_sort)
     if kind.search_rows is not None:
         rows = kind.search_rows(actor, request)
@@ -362,6 +384,7 @@ def everything(actor, patient_id, context):
         ("Encounter", Consultation.patient_id, Consultation.started_at),
         ("Communication", Consultation.patient_id, Message.created_at),
         ("DocumentReference", Upload.patient_id, Upload.created_at),
+        ("Observation", WeightMeasurement.patient_id, WeightMeasurement.measured_at),
     )
     for name, column, order in compartment:
         kind = RESOURCE_TYPES[name]
