@@ -28,6 +28,8 @@ DEFAULT_PLUGINS = (
     "blueprints.ai",
     "blueprints.pharmacy",
     "blueprints.vitals",
+    "blueprints.fhir",
+    "blueprints.webhooks",
 )
 
 
@@ -156,7 +158,7 @@ class Config:
         "include": [
             "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
             "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
-            "pawmanity.pharmacy.tasks",
+            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -165,6 +167,7 @@ class Config:
             "end-expired-video-sessions": {"task": "pawmanity.conversations.tasks.end_expired_video_sessions",
                                            "schedule": 60.0},
             "drain-diagnosis-outbox": {"task": "pawmanity.triage.tasks.drain_diagnosis_outbox", "schedule": 60.0},
+            "deliver-due-webhooks": {"task": "pawmanity.webhooks.tasks.deliver_due_webhooks", "schedule": 15.0},
             "retrain-symptom-checker": {"task": "pawmanity.triage.tasks.retrain_symptom_checker",
                                         "schedule": 7 * 24 * 3600.0},
             "release-expired-pharmacy-reservations": {
@@ -240,6 +243,15 @@ class Config:
     VIDEO_TURN_URLS = _env_list("PAWMANITY_TURN_URLS", ())
     VIDEO_TURN_SECRET = os.environ.get("PAWMANITY_TURN_SECRET")
     VIDEO_TURN_TTL_SECONDS = _env_int("PAWMANITY_TURN_TTL_SECONDS", 3600)
+
+    # Outbound webhooks: retries with exponential backoff and full jitter, an endpoint disabled after a streak of
+    # failures; only public addresses unless a network is allow-listed (an on-premise receiver, e.g. 10.0.0.0/8).
+    WEBHOOK_TIMEOUT_SECONDS = _env_int("PAWMANITY_WEBHOOK_TIMEOUT_SECONDS", 5)
+    WEBHOOK_MAX_ATTEMPTS = _env_int("PAWMANITY_WEBHOOK_MAX_ATTEMPTS", 12)
+    WEBHOOK_RETRY_BASE_SECONDS = _env_int("PAWMANITY_WEBHOOK_RETRY_BASE_SECONDS", 30)
+    WEBHOOK_RETRY_MAX_SECONDS = _env_int("PAWMANITY_WEBHOOK_RETRY_MAX_SECONDS", 6 * 3600)
+    WEBHOOK_DISABLE_AFTER_FAILURES = _env_int("PAWMANITY_WEBHOOK_DISABLE_AFTER_FAILURES", 20)
+    WEBHOOK_ALLOWED_NETWORKS = _env_list("PAWMANITY_WEBHOOK_ALLOWED_NETWORKS", ())
 
 
 class DevelopmentConfig(Config):

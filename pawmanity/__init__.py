@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import CONFIGS, DEV_SECRET
 from pawmanity import metadata  # noqa: F401  (every model registered before migrations look)
+from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.care import patients
 from pawmanity.cli import register_commands
@@ -37,8 +38,11 @@ from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
+from pawmanity.media import uploads
 from pawmanity.pharmacy import prescriptions
 from pawmanity.scheduling import doctors
+from pawmanity.triage import diagnoses
+from pawmanity.webhooks import events as webhook_events
 
 ASYNC_MODES = ("gevent", "eventlet", "threading")
 
@@ -172,6 +176,10 @@ def connect_domain_events():
     accounts.user_registered.connect(patients.on_user_registered)
     accounts.user_renamed.connect(doctors.on_user_renamed)
     consultations.consultation_ended.connect(prescriptions.on_consultation_ended)
+    booking.appointment_changed.connect(webhook_events.on_appointment_changed)
+    consultations.consultation_changed.connect(webhook_events.on_consultation_changed)
+    diagnoses.diagnosis_urgent.connect(webhook_events.on_diagnosis_urgent)
+    uploads.upload_added.connect(webhook_events.on_upload_added)
 
 
 def register_request_hooks(app):

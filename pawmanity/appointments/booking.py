@@ -6,6 +6,7 @@ refusal into `slot_taken`, and checks everything a database cannot know: availab
 
 from datetime import timedelta
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -23,6 +24,11 @@ from pawmanity.scheduling import availability, doctors
 from pawmanity.scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentEvent, DoctorProfile, DoctorSpecies
 
 EARLIEST_WINDOW = timedelta(days=7)
+
+# Sent inside the transaction of the change (event: booked, confirmed, cancelled, rescheduled); receivers that
+# write rows join that transaction.
+signals = Namespace()
+appointment_changed = signals.signal("appointment-changed")
 
 # action -> (statuses it may start from, status it leads to, who may do it)
 TRANSITIONS = {
@@ -50,6 +56,7 @@ def book(actor, *, doctor_id, patient_id, start, type, reason=None):
                  detail={"patient_id": str(patient.id), "doctor_id": str(doctor.id)})
     _notify_parties(appointment, "appointment.booked", "New appointment request",
                     f"{_when(appointment)} ({type.replace('_', ' ')})")
+    appointment_changed.send(appointment, event="booked")
     db.session.commit()
     return appointment
 
@@ -109,6 +116,7 @@ def advance(appointment, relation, actor, action, *, reason=None):
     if action in ("confirm", "cancel"):
         title = "Appointment confirmed" if action == "confirm" else "Appointment cancelled"
         _notify_parties(appointment, f"appointment.{target}", title, _when(appointment), exclude=actor.user_id)
+        appointment_changed.send(appointment, event=target)
 
 
 def reschedule(actor, appointment_id, start):
@@ -130,6 +138,7 @@ def reschedule(actor, appointment_id, start):
     trail.record("appointment.reschedule", actor, object_type="appointment", object_id=appointment.id)
     _notify_parties(appointment, "appointment.rescheduled", "Appointment moved", f"Now {_when(appointment)}",
                     exclude=actor.user_id)
+    appointment_changed.send(appointment, event="rescheduled")
     db.session.commit()
     return appointment
 

@@ -22,6 +22,8 @@ signals = Namespace()
 # Sent in the ending transaction with (medical record, prescription as given) pairs; a receiver that raises
 # aborts the ending. The pharmacy domain listens to make prescriptions reservable.
 consultation_ended = signals.signal("consultation-ended")
+# Sent inside the transaction that opens (event="started") or ends (event="ended") a consultation.
+consultation_changed = signals.signal("consultation-changed")
 
 
 def start(actor, appointment_id):
@@ -47,6 +49,7 @@ def start(actor, appointment_id):
     notify([user_id for user_id in participant_ids(consultation) if user_id != actor.user_id],
            "consultation.started", title="Your consultation has started",
            data={"consultation_id": str(consultation.id)})
+    consultation_changed.send(consultation, event="started")
     db.session.commit()
     return consultation, True
 
@@ -128,6 +131,7 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
            title="Your consultation summary is ready", data={"consultation_id": str(consultation.id)})
     live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participant_ids(consultation),
                        namespace=live.CHAT)
+    consultation_changed.send(consultation, event="ended")
     db.session.commit()
     return consultation
 

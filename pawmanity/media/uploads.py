@@ -4,6 +4,7 @@ import hashlib
 import re
 import unicodedata
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 
@@ -18,6 +19,10 @@ from pawmanity.core.errors import DomainError, Forbidden, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.core.offload import run_blocking
 from pawmanity.media import imaging, storage
+
+# Sent inside the transaction that stores a new upload.
+signals = Namespace()
+upload_added = signals.signal("upload-added")
 
 
 class IntegrityCheckFailed(DomainError):
@@ -62,6 +67,7 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
     db.session.flush()
     trail.record("upload.create", actor, object_type="upload", object_id=upload.id,
                  detail={"patient_id": str(patient.id), "content_type": clean.content_type, "size": upload.size})
+    upload_added.send(upload)
     db.session.commit()
     return upload
 

@@ -10,6 +10,7 @@ import time
 import uuid
 from datetime import date
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 
@@ -29,6 +30,10 @@ from pawmanity.triage.knowledge import knowledge_base
 from pawmanity.triage.models import DiagnosisFeedback, DiagnosisLogOutbox
 
 COLLECTION = "diagnosis_logs"
+# Sent inside the transaction of an urgency-5 diagnosis, with its id and the patient's (never its content).
+signals = Namespace()
+diagnosis_urgent = signals.signal("diagnosis-urgent")
+
 PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "booking", "low_confidence",
                  "not_recognised", "model", "disclaimer")
 
@@ -64,6 +69,7 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
         notify(booking.guardian_ids(patient.id), "ai.urgent", title="Seek care now",
                body=" ".join(result["recommendations"][:-1] or result["recommendations"]),
                data={"diagnosis_id": str(diagnosis_id), "patient_id": str(patient.id)})
+        diagnosis_urgent.send(None, diagnosis_id=diagnosis_id, patient_id=patient.id)
     if not _store(document):
         db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
     if commit:
