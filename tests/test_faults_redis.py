@@ -184,7 +184,7 @@ def exercise_outage(throwaway_redis, first, second, consultation_id, owner, logg
     assert [status(base, logged_out["access_token"]) for base in (first, second)] == [401, 401]
     assert status(first, kept["access_token"]) == 200
     messages, _ = api(first, "GET", f"/consultations/{consultation_id}/messages", doctor_token)
-    assert "during the outage" in [m["body"] for m in messages.json()]
+    assert "during the outage" in [m["body"] for m in messages.json()["items"]]
     # The rate-limit counters are shared in Redis again.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
