@@ -118,7 +118,14 @@ def app_environment(args, instance_dir, extra=None):
         "PAWMANITY_CONFIG": "production",
         "DATABASE_URL": args.database_url,
         "PAWMANITY_INSTANCE_DIR": str(instance_dir),
+        # Load comes from a few addresses and accounts: the abuse limits would measure themselves, not the work.
         "PAWMANITY_LOGIN_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_REGISTER_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_DIAGNOSIS_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_UPLOAD_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_UPLOAD_BYTES_RATE_LIMIT": "100000000000 per minute",
+        "PAWMANITY_CHAT_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_TYPING_RATE_LIMIT": "100000 per minute",
         "SECRET_KEY": SECRET_KEY,
         "FLASK_APP": "wsgi",
     })
