@@ -40,11 +40,10 @@ PUBLIC_FIELDS = ("conditions", "urgency", "recommendations", "specialist", "book
 
 def diagnose(actor, *, patient_id, symptoms, notes=None, store_notes=False, age_years=None, age_band=None):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))
-    knowledge_base().check_species(patient.species)
-    ratelimits.spend("diagnosis", actor.user_id)
-    age_range = patient_age_range(patient, age_years=age_years, age_band=age_band)
+    age_range = patient_age_range(patient, age_years=age_years, age_band=age_band)  # checks the species too
+    ratelimits.spend("diagnosis", actor.user_id)  # only a request that will be assessed spends the budget
     started = time.perf_counter()
-    result = assessment.assess(patient.species, symptoms, age_range=age_range, sex=_sex(patient))
+    result = assessment.assess(patient.species, symptoms, age_range=age_range, sex=patient_sex(patient))
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
     return log_assessment(actor, patient, result, request={"symptoms": symptoms,
                                                            "notes": notes if store_notes else None},
@@ -61,7 +60,7 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
               **{key: result[key] for key in PUBLIC_FIELDS}}
     document = {"_id": str(diagnosis_id), **public, "caller_id": str(actor.user_id), "species": patient.species,
                 "age_years": round((age_range[0] + age_range[1]) / 2, 2), "age_range": list(age_range),
-                "sex": _sex(patient), "request": request, "raw": result["raw"], "latency_ms": latency_ms,
+                "sex": patient_sex(patient), "request": request, "raw": result["raw"], "latency_ms": latency_ms,
                 **(extra or {})}
     trail.record("diagnosis.create", actor, object_type="diagnosis", object_id=diagnosis_id,
                  detail={"patient_id": str(patient.id), "urgency": result["urgency"]["level"]})
@@ -198,10 +197,6 @@ def patient_age_range(patient, *, age_years=None, age_band=None):
 
 
 def patient_sex(patient):
-    return _sex(patient)
-
-
-def _sex(patient):
     return {"male": "male", "male_neutered": "male", "female": "female", "female_spayed": "female"}.get(patient.sex)
 
 
