@@ -121,7 +121,7 @@ class Config:
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_KEY_PREFIX = "pawmanity"
     # Redis down must not make requests fail: counters move to this process's memory and Redis is tried again
-    # (Flask-Limiter backs off on its own; pawmanity.services.throttles after RATELIMIT_STORAGE_RETRY_SECONDS).
+    # (Flask-Limiter backs off on its own; pawmanity.core.ratelimits after RATELIMIT_STORAGE_RETRY_SECONDS).
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_STORAGE_OPTIONS = {"socket_timeout": 2, "socket_connect_timeout": 2}  # as the other Redis clients
     RATELIMIT_STORAGE_RETRY_SECONDS = _env_int("PAWMANITY_RATELIMIT_STORAGE_RETRY_SECONDS", 15)
@@ -211,7 +211,7 @@ class Config:
     LATE_CANCEL_HOURS = _env_int("PAWMANITY_LATE_CANCEL_HOURS", 24)
     MAX_ACTIVE_BOOKINGS = _env_int("PAWMANITY_MAX_ACTIVE_BOOKINGS", 5)
     BOOKING_HORIZON_DAYS = _env_int("PAWMANITY_BOOKING_HORIZON_DAYS", 90)
-    # A doctor keeps access to a patient this long after their last confirmed visit (see services/access.py).
+    # A doctor keeps access to a patient this long after their last confirmed visit (see care/access.py).
     DOCTOR_ACCESS_DAYS_AFTER_VISIT = _env_int("PAWMANITY_DOCTOR_ACCESS_DAYS_AFTER_VISIT", 180)
 
     # Consultations, chat, notifications

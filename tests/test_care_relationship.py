@@ -1,5 +1,5 @@
 """A doctor sees a patient while a care relationship holds, decided by the appointments between them now, not by
-any appointment that ever existed (pawmanity/services/access.py)."""
+any appointment that ever existed (pawmanity/care/access.py)."""
 
 from datetime import timedelta
 

@@ -10,7 +10,7 @@ from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.care import access, records
 from pawmanity.care.models import Guardianship, MedicalRecord
-from pawmanity.conversations.models import Consultation, ReadReceipt
+from pawmanity.conversations.models import Consultation, Message, ReadReceipt
 from pawmanity.core import live
 from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, Forbidden, NotFound
@@ -79,8 +79,6 @@ def break_glass_read(actor, consultation_id, *, reason):
 
     Admins are not participants: they never read a consultation in passing, only through this deliberate,
     recorded step."""
-    from pawmanity.conversations.models import Message
-
     if not actor.is_admin:
         raise Forbidden("Only an admin may break the glass; participants read their consultations directly.")
     consultation = visible(actor, consultation_id, admin_ok=True)

@@ -6,7 +6,7 @@ from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import Request, current_app, request
+from flask import Request, current_app, json, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
@@ -86,8 +86,6 @@ class _BoundedJSON:
 
     @staticmethod
     def loads(data, **kwargs):
-        from flask import json
-
         try:
             value = json.loads(data, **kwargs)
             check_nesting(value)
@@ -97,8 +95,6 @@ class _BoundedJSON:
 
     @staticmethod
     def dumps(value, **kwargs):
-        from flask import json
-
         return json.dumps(value, **kwargs)
 
 
@@ -139,7 +135,7 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
     def idempotent(self):
-        """Honour an `Idempotency-Key` header on a POST that creates something (services/idempotency.py).
+        """Honour an `Idempotency-Key` header on a POST that creates something (core/idempotency.py).
 
         Place it right under `auth_required()`: the key is scoped to the signed-in user, and the answer stored is
         the serialised response."""

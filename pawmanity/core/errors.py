@@ -13,6 +13,8 @@ from http import HTTPStatus
 from blinker import Namespace
 from flask import current_app, json, request
 from marshmallow import ValidationError
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from pawmanity.core.observability import current_request_id
@@ -49,7 +51,7 @@ class DomainError(Exception):
 
     status = 400
     code = "bad_request"
-    # Set on refusals of patient data (services/access.py denied()): the handler audits them.
+    # Set on refusals of patient data (care/access.py denied()): the handler audits them.
     denial = None
 
     def __init__(self, detail, *, code=None, errors=None, headers=None, extra=None):
@@ -209,9 +211,6 @@ def dependency_failure(error):
     The exception and the ones it was raised from are looked at, so a storage or Redis error wrapped by a library
     is still recognised.
     """
-    from redis import exceptions as redis_errors
-    from sqlalchemy import exc as sa_errors
-
     seen = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))

@@ -19,7 +19,7 @@ class User(IdMixin, TimestampMixin, db.Model):
 
     # Stored lower-cased, so uniqueness is case-insensitive on every database.
     email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
-    # What the address looks like (services/email_addresses.py): unique, so a look-alike of an existing address
+    # What the address looks like (identity/email_addresses.py): unique, so a look-alike of an existing address
     # cannot become a second account. NULL only for look-alikes that existed before the column did.
     email_skeleton: Mapped[str | None] = mapped_column(String(512), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)

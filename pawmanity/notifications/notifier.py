@@ -17,6 +17,7 @@ from pawmanity.notifications.models import (
     Notification,
     NotificationPreference,
 )
+from pawmanity.notifications.tasks import send_email
 
 EMAILED_KINDS = {
     "appointment.booked", "appointment.confirmed", "appointment.cancelled", "appointment.rescheduled",
@@ -57,8 +58,6 @@ def notify(user_ids, kind, *, title, body=None, data=None):
 
 
 def queue_email(to, subject, body):
-    from pawmanity.notifications.tasks import send_email
-
     on_commit(lambda: send_email.delay(to=to, subject=f"PAWMANITY: {subject}", body=body))
 
 

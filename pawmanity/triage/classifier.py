@@ -27,6 +27,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from pawmanity.core.errors import ServiceUnavailable
+from pawmanity.core.extensions import db
 from pawmanity.triage.cases import (
     DURATION_EDGES,
     OUT_OF_RANGE_AGE_RATE,
@@ -40,6 +41,7 @@ from pawmanity.triage.cases import (
     severity_bin,
 )
 from pawmanity.triage.knowledge import knowledge_base
+from pawmanity.triage.models import DiagnosisFeedback
 
 MODEL_NAME = "pawmanity-triage"
 MODEL_KIND = "naive-bayes-1"
@@ -195,8 +197,6 @@ def age_bins_for(model, age_range):
 
 
 def _feedback_cases(kb, species):
-    from pawmanity.core.extensions import db
-    from pawmanity.triage.models import DiagnosisFeedback
 
     features = features_for(kb, species)
     index = features.symptom_index()
