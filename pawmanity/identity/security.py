@@ -64,8 +64,10 @@ def register_jwt_callbacks():
 def release_connection():
     """End the lookup's read-only transaction, so its pooled connection goes back before the request body is read:
     a client sending its body slowly must not hold a connection. Objects stay loaded (no expiry on commit), and the
-    view's first query takes a connection again."""
-    db.session.commit()
+    view's first query takes a connection again. A request without a body keeps its connection: there is nothing
+    to wait for, and giving it back would cost a commit, a checkout and a pre-ping on every read."""
+    if request.content_length or "chunked" in request.headers.get("Transfer-Encoding", ""):
+        db.session.commit()
 
 
 def current_actor():
