@@ -31,7 +31,7 @@ def join(page, base_url, email, session_id):
     page.click("#login button[type=submit]")
 
 
-def wait_connected(page, timeout=20_000):
+def wait_connected(page, timeout=45_000):  # WebRTC on a loaded 2-core runner can take its time
     page.wait_for_function("() => window.pawmanityCall && window.pawmanityCall.pc && "
                            "window.pawmanityCall.pc.connectionState === 'connected'", timeout=timeout)
     # Media arrived from the other side, not just a connection.
