@@ -197,6 +197,15 @@ class Config:
     # Decoded size per upload, frames x samples per pixel x rows x columns, checked from the header: 40 MP in colour.
     UPLOAD_MAX_SAMPLES = _env_int("PAWMANITY_UPLOAD_MAX_SAMPLES", 120_000_000)
     MEDIA_THREADS = _env_int("PAWMANITY_MEDIA_THREADS", 2)  # images cleaned at once, off the event loop
+    MEDIA_QUEUE = _env_int("PAWMANITY_MEDIA_QUEUE", 8)  # uploads waiting for a media thread before 503 server_busy
+    # Password hashing and other short CPU work, off the event loop (pawmanity.core.offload). One thread leaves the
+    # second core to the loop: a burst of sign-ins then costs sign-in latency, never chat latency.
+    CPU_THREADS = _env_int("PAWMANITY_CPU_THREADS", 1)
+    CPU_QUEUE = _env_int("PAWMANITY_CPU_QUEUE", 64)  # sign-ins waiting before 503 server_busy
+    # The gevent loop monitor (pawmanity.core.observability): how often it samples the loop's lag (0 turns it off)
+    # and the turn on the loop above which the greenlet and what it was serving are logged as a stall.
+    LOOP_MONITOR_INTERVAL_MS = _env_int("PAWMANITY_LOOP_MONITOR_INTERVAL_MS", 20)
+    LOOP_STALL_THRESHOLD_MS = _env_int("PAWMANITY_LOOP_STALL_THRESHOLD_MS", 30)
     UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
     UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...
     UPLOAD_S3_REGION = os.environ.get("PAWMANITY_UPLOAD_S3_REGION")
