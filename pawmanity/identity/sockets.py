@@ -21,6 +21,7 @@ from marshmallow import ValidationError
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
 from pawmanity.core.live import user_room
+from pawmanity.core.observability import note_activity
 from pawmanity.core.schemas import text_problem
 from pawmanity.identity import tokens
 from pawmanity.identity.actor import Actor
@@ -90,6 +91,14 @@ class AuthenticatedNamespace(Namespace):
         session["claims"] = _socket_claims(claims)
         _open_sockets[(request.sid, self.namespace)] = session["claims"]
         return {"ok": True, "expires_at": claims["exp"]}
+
+    def on_ping(self, data=None):
+        """Answer at once, so a client can measure its round trip through this worker's event loop."""
+        return {"pong": data}
+
+    def trigger_event(self, event, *args):
+        note_activity(f"socket {self.namespace} {event}")
+        return super().trigger_event(event, *args)
 
     @staticmethod
     def current_user_id():
