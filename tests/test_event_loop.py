@@ -7,6 +7,7 @@ Sign-in costs about 25 ms of argon2 CPU, so with hashing on the loop 20 of them 
 """
 
 import io
+import json
 import re
 import statistics
 import threading
@@ -149,3 +150,42 @@ def test_image_uploads_do_not_stall_a_live_socket(production_server):
         time.sleep(0.1)
     assert [answer.status_code for answer in answers] == [201] * 4, [answer.text for answer in answers]
     assert_loop_kept_free(base_url, pinger, before)
+
+
+def test_a_stall_is_logged_naming_the_request(server_env, tmp_path):
+    """With hashing put back on the loop (the cpu pool turned off), one sign-in holds it for its whole argon2 run:
+    the worker logs a loop_stall naming that request, and counts it."""
+    env = dict(server_env, PAWMANITY_CPU_THREADS="0", PAWMANITY_LOOP_STALL_THRESHOLD_MS="10",
+               PAWMANITY_METRICS_TOKEN=METRICS_TOKEN)
+    for name in ("PAWMANITY_ARGON2_MEMORY_KIB", "PAWMANITY_ARGON2_TIME_COST"):
+        env.pop(name)
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(env, log_path) as base_url:
+        email = register(base_url, "stall")
+        answer = requests.post(f"{base_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD},
+                               timeout=60, headers={"X-Request-ID": "the-slow-sign-in"})
+        assert answer.status_code == 200
+        time.sleep(0.2)  # the monitor logs on its next wake-up
+        _, _, stalls = loop_metrics(base_url)
+    lines = [json.loads(line[line.index("{"):]) for line in log_path.read_text().splitlines() if "loop_stall" in line]
+    assert stalls >= 1
+    assert any(line["activity"] == "POST /api/v1/auth/login request_id=the-slow-sign-in" and line["held_ms"] >= 10
+               for line in lines), lines
+
+
+def test_a_full_pool_refuses_at_once_with_retry_after():
+    """threads + queue jobs in flight: the next caller gets Busy (503 server_busy), not a place in an endless line."""
+    import gevent
+
+    from pawmanity.core.offload import Busy, _BoundedGeventPool
+
+    pool = _BoundedGeventPool("cpu", threads=1, queue=1)
+    running = [gevent.spawn(pool.run, time.sleep, (0.3,), {}, retry_after=2) for _ in range(2)]
+    gevent.sleep(0.05)
+    with pytest.raises(Busy) as refused:
+        pool.run(time.sleep, (0,), {}, retry_after=2)
+    assert refused.value.status == 503 and refused.value.code == "server_busy"
+    assert refused.value.headers == {"Retry-After": "2"}
+    gevent.joinall(running, raise_error=True)
+    assert pool.in_flight == 0
+    assert pool.run(sum, ([1, 2],), {}, retry_after=2) == 3  # room again once the jobs are done
