@@ -243,6 +243,11 @@ class Config:
     VIDEO_TURN_URLS = _env_list("PAWMANITY_TURN_URLS", ())
     VIDEO_TURN_SECRET = os.environ.get("PAWMANITY_TURN_SECRET")
     VIDEO_TURN_TTL_SECONDS = _env_int("PAWMANITY_TURN_TTL_SECONDS", 3600)
+    # PAWMANITY_VIDEO_PROVIDER=agora: calls go through Agora; tokens last this long (at most until the window ends)
+    # and the client renews them through POST /api/v1/video-sessions/{id}/renew.
+    AGORA_APP_ID = os.environ.get("PAWMANITY_AGORA_APP_ID") or None
+    AGORA_APP_CERTIFICATE = os.environ.get("PAWMANITY_AGORA_APP_CERTIFICATE") or None
+    AGORA_TOKEN_SECONDS = _env_int("PAWMANITY_AGORA_TOKEN_SECONDS", 600)
 
     # Outbound webhooks: retries with exponential backoff and full jitter, an endpoint disabled after a streak of
     # failures; only public addresses unless a network is allow-listed (an on-premise receiver, e.g. 10.0.0.0/8).
