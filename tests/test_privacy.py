@@ -320,3 +320,19 @@ class TestErasure:
 
     def test_only_admins_read_the_log(self, client, auth, scene):
         assert_problem(client.get("/api/v1/erasures", headers=auth(scene["bob"])), 403)
+
+
+def test_the_commands_run_the_same_jobs(app, client, auth, scene, gen_user):
+    admin = gen_user(role="admin")
+    assert client.post(f"/api/v1/erasures/patients/{scene['cat'].id}", headers=auth(admin),
+                       json={"reason": "guardian's written request"}).status_code == 200
+    export, _ = export_archive(client, auth(scene["bob"]), patient_id=str(scene["dog"].id))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["privacy", "purge"]).output.strip() == "purged 0 restricted records"
+    assert runner.invoke(args=["privacy", "expire-exports"]).output.strip() == "expired 0 exports"
+    record = db.session.scalar(select(RestrictedRecord))
+    record.retain_until = utcnow() - timedelta(seconds=1)
+    db.session.get(DataExport, export["id"]).expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert runner.invoke(args=["privacy", "purge"]).output.strip() == "purged 1 restricted records"
+    assert runner.invoke(args=["privacy", "expire-exports"]).output.strip() == "expired 1 exports"
