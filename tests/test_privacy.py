@@ -336,3 +336,13 @@ def test_the_commands_run_the_same_jobs(app, client, auth, scene, gen_user):
     db.session.commit()
     assert runner.invoke(args=["privacy", "purge"]).output.strip() == "purged 1 restricted records"
     assert runner.invoke(args=["privacy", "expire-exports"]).output.strip() == "expired 1 exports"
+
+
+def test_a_damaged_file_fails_the_export_instead_of_shipping_it(client, auth, scene):
+    photo = db.session.get(Upload, scene["dog_photo"]["id"])
+    storage.backend("local").path(photo.storage_key).write_bytes(b"not the stored picture")
+    requested = client.post(EXPORTS, headers=auth(scene["bob"]), json={"patient_id": str(scene["dog"].id)})
+    export = client.get(f"{EXPORTS}/{requested.get_json()['id']}", headers=auth(scene["bob"])).get_json()
+    assert export["status"] == "failed" and "integrity check" in export["error"]
+    assert_problem(client.get(f"{EXPORTS}/{export['id']}/archive", headers=auth(scene["bob"])), 409, "export_failed")
+    assert not any(archive.export_dir().glob("*.zip"))

@@ -37,6 +37,10 @@ files/         the uploaded files, by upload id
 """
 
 
+class ArchiveFailed(DomainError):
+    status, code = 500, "export_failed"
+
+
 def export_dir():
     """EXPORT_DIR, or `exports/` in the instance folder."""
     return Path(current_app.config["EXPORT_DIR"] or Path(current_app.config["INSTANCE_DIR"]) / "exports")
@@ -98,8 +102,21 @@ def _write_archive(export, owner, actor, target):
         if export.subject_type == "user":
             archive.writestr("account.json", _json(dossier.account(owner)))
         for upload in uploads:
-            with storage.backend(upload.storage_backend).open(upload.storage_key) as stored:
-                archive.writestr(f"files/{upload.id}/{upload.filename}", stored.read())
+            archive.writestr(f"files/{upload.id}/{upload.filename}", _stored_bytes(upload))
+
+
+def _stored_bytes(upload):
+    """The upload's bytes, checked against the SHA-256 recorded when it was stored (as every download is)."""
+    try:
+        with storage.backend(upload.storage_backend).open(upload.storage_key) as stored:
+            data = stored.read()
+    except OSError as error:
+        raise ArchiveFailed(f"The stored file of upload {upload.id} could not be read.",
+                            code="upload_unreadable") from error
+    if hashlib.sha256(data).hexdigest() != upload.sha256:
+        raise ArchiveFailed(f"The stored file of upload {upload.id} failed its integrity check.",
+                            code="integrity_check_failed")
+    return data
 
 
 def _json(value):
