@@ -24,13 +24,14 @@ from pawmanity.care import patients as patient_service
 from pawmanity.care.models import Guardianship, Patient, Upload
 from pawmanity.conversations.models import Consultation
 from pawmanity.core.database import utcnow
-from pawmanity.core.extensions import db
+from pawmanity.core.extensions import db, docstore
 from pawmanity.fhir.server import RESOURCE_TYPES
 from pawmanity.identity.models import User
 from pawmanity.media import storage
 from pawmanity.notifications.notifier import notify
 from pawmanity.privacy import archive, erasure
 from pawmanity.privacy.models import DataExport, Erasure, RestrictedRecord
+from pawmanity.triage.diagnoses import COLLECTION as DIAGNOSIS_LOGS
 from tests.support import PASSWORD, assert_problem
 
 EXPORTS = "/api/v1/exports"
@@ -98,6 +99,10 @@ def scene(client, auth, gen_user, gen_doctor, gen_patient, gen_appointment):
         assert weighed.status_code == 201, weighed.get_data(as_text=True)
     her_scan = upload(client, auth(alicia), herself, png((200, 10, 10)), "alicia-zephyrine-scan.png")
     dog_photo = upload(client, auth(alicia), dog, png((10, 200, 10)), "paw.png")
+    assessed = client.post("/api/v1/ai/diagnoses", headers=auth(alicia), json={
+        "patient_id": str(cat.id), "age_years": 3,
+        "symptoms": [{"code": code, "severity": 5, "duration_days": 2} for code in ("head_shaking", "ear_odor")]})
+    assert assessed.status_code == 201, assessed.get_data(as_text=True)
     notify([doctor_user.id], "reminder.1h", title="Appointment in one hour",
            body=f"Your appointment with {NAME} starts soon.",
            data={"appointment_id": str(visits[herself.id].id)})
@@ -233,6 +238,7 @@ class TestErasure:
         scan_path, photo_path = local.path(her_scan.storage_key), local.path(dog_photo.storage_key)
         assert scan_path.exists() and photo_path.exists()
         herself_id, cat_id, alicia_id = scene["herself"].id, scene["cat"].id, scene["alicia"].id
+        assert list(docstore.db[DIAGNOSIS_LOGS].find({"patient_id": str(cat_id)}))
         alicia_headers = auth(scene["alicia"])
 
         assert_problem(client.post("/api/v1/erasures/me", headers=alicia_headers, json={"password": "wrong"}), 422)
@@ -275,6 +281,10 @@ class TestErasure:
         kinds = {entry["resource"]["resourceType"] for entry in mine.content["bundle"]["entry"]}
         assert {"Patient", "Appointment", "Encounter", "Communication", "Observation"} <= kinds
         assert mine.content["records"]["medical_records"] and mine.content["records"]["prescriptions"]
+        # The cat's symptom-checker log left the document store and is held with the rest.
+        assert not list(docstore.db[DIAGNOSIS_LOGS].find({"patient_id": str(cat_id)}))
+        cats = next(record for record in held if record.patient_id == cat_id)
+        assert [log["patient_id"] for log in cats.content["records"]["diagnosis_logs"]] == [str(cat_id)]
         retention = timedelta(days=app.config["CLINICAL_RETENTION_DAYS"])
         assert abs(mine.retain_until - (utcnow() + retention)) < timedelta(minutes=5)
 
