@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import uuid
 import zipfile
 from datetime import timedelta
 
@@ -140,7 +141,7 @@ class TestExport:
         records = json.loads(zipped.read("records.json"))[str(scene["dog"].id)]
         assert {record["kind"] for record in records["medical_records"]} == {"condition", "note", "prescription"}
         assert records["prescriptions"][0]["medication"] == "Amoxicillin"
-        photo = db.session.get(Upload, scene["dog_photo"]["id"])
+        photo = db.session.get(Upload, uuid.UUID(scene["dog_photo"]["id"]))
         stored = zipped.read(f"files/{photo.id}/{photo.filename}")
         assert hashlib.sha256(stored).hexdigest() == photo.sha256
         assert "account.json" not in names
@@ -155,7 +156,7 @@ class TestExport:
         bundle = validated_bundle(zipped.read("bundle.json"))
         patients = [e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"]
         assert patients == [str(scene["herself"].id)]
-        scan = db.session.get(Upload, scene["her_scan"]["id"])
+        scan = db.session.get(Upload, uuid.UUID(scene["her_scan"]["id"]))
         assert zipped.read(f"files/{scan.id}/{scan.filename}")
 
     def test_only_the_owner_downloads_and_only_guardians_export(self, client, auth, scene, gen_user):
@@ -175,7 +176,7 @@ class TestExport:
     def test_the_archive_expires_and_everything_is_audited(self, app, client, auth, scene):
         headers = auth(scene["bob"])
         export, _ = export_archive(client, headers, patient_id=str(scene["dog"].id))
-        row = db.session.get(DataExport, export["id"])
+        row = db.session.get(DataExport, uuid.UUID(export["id"]))
         path = archive.export_dir() / row.archive_name
         assert path.exists()
         assert archive.expire_due(utcnow() + timedelta(hours=app.config["EXPORT_HOURS"] - 1)) == 0
@@ -232,8 +233,8 @@ class TestErasure:
         before = {who: every_list_response(app, client, auth(user), known) for who, user in viewers.items()}
         assert any(identifying(body) for bodies in before.values() for body in bodies.values())
 
-        her_scan = db.session.get(Upload, scene["her_scan"]["id"])
-        dog_photo = db.session.get(Upload, scene["dog_photo"]["id"])
+        her_scan = db.session.get(Upload, uuid.UUID(scene["her_scan"]["id"]))
+        dog_photo = db.session.get(Upload, uuid.UUID(scene["dog_photo"]["id"]))
         local = storage.backend("local")
         scan_path, photo_path = local.path(her_scan.storage_key), local.path(dog_photo.storage_key)
         assert scan_path.exists() and photo_path.exists()
@@ -342,14 +343,14 @@ def test_the_commands_run_the_same_jobs(app, client, auth, scene, gen_user):
     assert runner.invoke(args=["privacy", "expire-exports"]).output.strip() == "expired 0 exports"
     record = db.session.scalar(select(RestrictedRecord))
     record.retain_until = utcnow() - timedelta(seconds=1)
-    db.session.get(DataExport, export["id"]).expires_at = utcnow() - timedelta(seconds=1)
+    db.session.get(DataExport, uuid.UUID(export["id"])).expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert runner.invoke(args=["privacy", "purge"]).output.strip() == "purged 1 restricted records"
     assert runner.invoke(args=["privacy", "expire-exports"]).output.strip() == "expired 1 exports"
 
 
 def test_a_damaged_file_fails_the_export_instead_of_shipping_it(client, auth, scene):
-    photo = db.session.get(Upload, scene["dog_photo"]["id"])
+    photo = db.session.get(Upload, uuid.UUID(scene["dog_photo"]["id"]))
     storage.backend("local").path(photo.storage_key).write_bytes(b"not the stored picture")
     requested = client.post(EXPORTS, headers=auth(scene["bob"]), json={"patient_id": str(scene["dog"].id)})
     export = client.get(f"{EXPORTS}/{requested.get_json()['id']}", headers=auth(scene["bob"])).get_json()

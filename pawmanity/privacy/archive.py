@@ -6,6 +6,7 @@ The archive's layout is described in README below and in exports.py.
 import hashlib
 import json
 import secrets
+import uuid
 import zipfile
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from pawmanity.privacy.models import DataExport
 
 README = """PAWMANITY data export
 
-bundle.json    FHIR R4 Bundle (type collection): the patient record(s) and their compartment
+bundle.json    FHIR R4B (4.3.0) Bundle (type collection): the patient record(s) and their compartment
 records.json   records the FHIR mapping does not carry yet, as stored (medical history with every version,
                prescriptions, vital readings and alerts, symptom-checker interviews and logs)
 account.json   your account, sign-in sessions, guardianships and notifications (exports of yourself only)
@@ -48,6 +49,7 @@ def export_dir():
 
 def build(export_id):
     """The job: write the archive, then mark the export ready (or failed, with a reason and no partial file)."""
+    export_id = uuid.UUID(str(export_id))  # the task's argument is a string
     export = db.session.get(DataExport, export_id)
     if export is None or export.status != "pending":
         return None

@@ -1,7 +1,7 @@
 """Exports: a guardian takes away everything held about a patient they act for, and anyone everything about
 themselves, as one zip archive built by a job:
 
-    bundle.json    a FHIR R4 Bundle (type collection): the patient's $everything, as the FHIR API serves it
+    bundle.json    a FHIR R4B (4.3.0) Bundle (type collection): the patient's $everything, as the FHIR API serves it
     records.json   what the FHIR mapping does not carry yet (medical history and its versions, prescriptions, vital
                    readings and alerts, symptom-checker interviews and logs), column by column
     account.json   (exports of oneself) the account, its sign-in sessions, guardianships and notifications
