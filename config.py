@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "blueprints.vitals",
     "blueprints.fhir",
     "blueprints.webhooks",
+    "blueprints.privacy",
 )
 
 
@@ -158,7 +159,7 @@ class Config:
         "include": [
             "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
             "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
-            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks",
+            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.privacy.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -173,6 +174,9 @@ class Config:
             "release-expired-pharmacy-reservations": {
                 "task": "pawmanity.pharmacy.tasks.release_expired_reservations", "schedule": 60.0},
             "expire-pharmacy-lots": {"task": "pawmanity.pharmacy.tasks.expire_lots", "schedule": 3600.0},
+            "expire-data-exports": {"task": "pawmanity.privacy.tasks.expire_exports", "schedule": 900.0},
+            "purge-restricted-records": {"task": "pawmanity.privacy.tasks.purge_restricted_records",
+                                         "schedule": 24 * 3600.0},
         },
     }
 
@@ -252,6 +256,18 @@ class Config:
     VIDEO_TURN_URLS = _env_list("PAWMANITY_TURN_URLS", ())
     VIDEO_TURN_SECRET = os.environ.get("PAWMANITY_TURN_SECRET")
     VIDEO_TURN_TTL_SECONDS = _env_int("PAWMANITY_TURN_TTL_SECONDS", 3600)
+    # PAWMANITY_VIDEO_PROVIDER=agora: calls go through Agora; tokens last this long (at most until the window ends)
+    # and the client renews them through POST /api/v1/video-sessions/{id}/renew.
+    AGORA_APP_ID = os.environ.get("PAWMANITY_AGORA_APP_ID") or None
+    AGORA_APP_CERTIFICATE = os.environ.get("PAWMANITY_AGORA_APP_CERTIFICATE") or None
+    AGORA_TOKEN_SECONDS = _env_int("PAWMANITY_AGORA_TOKEN_SECONDS", 600)
+
+    # Exports and erasure: an export archive can be downloaded this long after it is built (then it is deleted);
+    # EXPORT_DIR defaults to exports/ in the instance folder. After an erasure, clinical records are held apart
+    # (restricted) this long before they are purged: set it to the longest retention duty that applies.
+    EXPORT_DIR = os.environ.get("PAWMANITY_EXPORT_DIR") or None
+    EXPORT_HOURS = _env_int("PAWMANITY_EXPORT_HOURS", 48)
+    CLINICAL_RETENTION_DAYS = _env_int("PAWMANITY_CLINICAL_RETENTION_DAYS", 10 * 365)
 
     # Outbound webhooks: retries with exponential backoff and full jitter, an endpoint disabled after a streak of
     # failures; only public addresses unless a network is allow-listed (an on-premise receiver, e.g. 10.0.0.0/8).
