@@ -1,6 +1,6 @@
 """exports, the erasure log and restricted records
 
-Revision ID: 0018_i14export
+Revision ID: 0018_privacy
 Revises: 0017_webhooks
 Create Date: 2026-11-30 19:00:00
 
@@ -12,7 +12,7 @@ import pawmanity.core.database  # noqa: F401  (custom column types)
 
 
 # revision identifiers, used by Alembic.
-revision = '0018_i14export'
+revision = '0018_privacy'
 down_revision = '0017_webhooks'
 branch_labels = None
 depends_on = None
