@@ -35,8 +35,35 @@ def upgrade():
     with op.batch_alter_table('push_subscriptions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_push_subscriptions_user_id'), ['user_id'], unique=False)
 
+    # totp_factors.secret is to be encrypted at rest (field-level encryption); nothing else here is secret.
+    op.create_table('totp_factors',
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_step', sa.BigInteger(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_totp_factors_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('user_id', name=op.f('pk_totp_factors'))
+    )
+    op.create_table('mfa_recovery_codes',
+    sa.Column('user_id', sa.Uuid(), nullable=False),
+    sa.Column('code_hash', sa.String(length=255), nullable=False),
+    sa.Column('created_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_recovery_codes_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_recovery_codes'))
+    )
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_recovery_codes_user_id'), ['user_id'], unique=False)
+
 
 def downgrade():
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_recovery_codes_user_id'))
+
+    op.drop_table('mfa_recovery_codes')
+    op.drop_table('totp_factors')
     with op.batch_alter_table('push_subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_push_subscriptions_user_id'))
 
