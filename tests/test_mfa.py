@@ -286,3 +286,16 @@ def test_production_requires_mfa_of_doctors_and_admins_by_default(monkeypatch):
         assert set(fresh.Config.MFA_REQUIRED_ROLES) == {"doctor", "admin"}
     finally:
         importlib.reload(config)
+
+
+def test_the_demo_has_a_doctor_who_signs_in_with_mfa(app, client):
+    from pawmanity.demo import DEMO_MFA, DEMO_PASSWORD
+
+    output = app.test_cli_runner().invoke(args=["demo", "load"]).output
+    [(email, secret)] = DEMO_MFA.items()
+    assert secret in output
+    challenge = client.post(f"{AUTH}/login", json={"email": email, "password": DEMO_PASSWORD})
+    assert challenge.status_code == 202
+    signed_in = client.post(f"{AUTH}/login/mfa", json={"challenge_token": challenge.get_json()["challenge_token"],
+                                                       "code": pyotp.TOTP(secret).now()})
+    assert signed_in.status_code == 200
