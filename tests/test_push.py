@@ -207,6 +207,16 @@ def test_push_follows_each_recipients_preferences(client, push_service, gen_user
     db.session.commit()
     assert push_service.to(alice_browser) == [] and len(push_service.to(bob_browser)) == 1
 
+    # A deactivated account's browsers hear nothing.
+    carol = gen_user()
+    carol_browser = push_service.browser("carol")
+    assert subscribe(client, auth(carol), carol_browser).status_code == 201
+    carol.active = False
+    db.session.commit()
+    notify([carol.id], "appointment.cancelled", title="Cancelled")
+    db.session.commit()
+    assert push_service.to(carol_browser) == []
+
     # Push without the in-app copy: the message still goes, with no notification id to point at.
     client.put("/api/v1/notifications/preferences", headers=auth(bob), json={"messages": {"in_app": False}})
     notify([alice.id, bob.id], "message.digest", title="2 unread messages")

@@ -33,6 +33,7 @@ from sqlalchemy import delete, select
 from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import DomainError, InvalidInput, NotFound
 from pawmanity.core.extensions import db
+from pawmanity.identity.models import User
 from pawmanity.notifications.models import PushSubscription
 
 # What a push says, by category: enough to make someone open the app, nothing about their health.
@@ -195,11 +196,12 @@ def _invalid(field, message):
 
 
 def subscriptions_of(user_ids):
-    """(subscription id, user id) for every subscription of these users."""
+    """(subscription id, user id) for every subscription of these users whose accounts are active."""
     if not user_ids:
         return []
     return db.session.execute(select(PushSubscription.id, PushSubscription.user_id)
-                              .where(PushSubscription.user_id.in_(user_ids))).all()
+                              .join(User, User.id == PushSubscription.user_id)
+                              .where(PushSubscription.user_id.in_(user_ids), User.active.is_(True))).all()
 
 
 def message(category, notification_id=None):
