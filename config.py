@@ -269,6 +269,31 @@ class Config:
     EXPORT_HOURS = _env_int("PAWMANITY_EXPORT_HOURS", 48)
     CLINICAL_RETENTION_DAYS = _env_int("PAWMANITY_CLINICAL_RETENTION_DAYS", 10 * 365)
 
+    # Web Push (RFC 8030/8291/8292). Browsers bind subscriptions to the VAPID public key, so every server and
+    # worker must sign with the same private key (PEM or base64url). Outside production, without one, a development
+    # pair is generated into the instance folder; production without one does not offer push.
+    VAPID_PRIVATE_KEY = os.environ.get("PAWMANITY_VAPID_PRIVATE_KEY") or None
+    VAPID_SUBJECT = os.environ.get("PAWMANITY_VAPID_SUBJECT", "mailto:no-reply@pawmanity.local")  # a contact URI
+    VAPID_GENERATE_DEV_KEY = True
+    VAPID_TOKEN_SECONDS = 12 * 3600  # RFC 8292 allows at most 24 hours
+    # Subscription endpoints are user input the worker POSTs to: only these push services (and their subdomains).
+    PUSH_SERVICE_HOSTS = _env_list("PAWMANITY_PUSH_SERVICE_HOSTS", (
+        "fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"))
+    PUSH_ALLOW_HTTP_ENDPOINTS = False
+    PUSH_TTL_SECONDS = _env_int("PAWMANITY_PUSH_TTL_SECONDS", 24 * 3600)  # how long a push service keeps a message
+    PUSH_TIMEOUT_SECONDS = _env_int("PAWMANITY_PUSH_TIMEOUT_SECONDS", 5)
+    PUSH_MAX_SUBSCRIPTIONS_PER_USER = _env_int("PAWMANITY_PUSH_MAX_SUBSCRIPTIONS_PER_USER", 10)
+
+    # Multi-factor sign-in (TOTP, RFC 6238). When required, accounts of these roles must enrol before anything but
+    # enrolment works, and sign in with a code; anyone may enrol. Production requires it unless told otherwise.
+    MFA_REQUIRED = os.environ.get("PAWMANITY_MFA_REQUIRED", "false").lower() == "true"
+    MFA_REQUIRED_ROLES = _env_list("PAWMANITY_MFA_REQUIRED_ROLES", ("doctor", "admin"))
+    MFA_ISSUER = os.environ.get("PAWMANITY_MFA_ISSUER", "PAWMANITY")  # the name authenticator apps show
+    MFA_CHALLENGE_SECONDS = _env_int("PAWMANITY_MFA_CHALLENGE_SECONDS", 300)  # sign-in: password done, code due
+    MFA_CODE_RATE_LIMIT = os.environ.get("PAWMANITY_MFA_CODE_RATE_LIMIT", "5 per 5 minutes")  # wrong codes/account
+    # Turning MFA off, new recovery codes and password changes need a sign-in (or re-authentication) this recent.
+    REAUTH_MAX_AGE_MINUTES = _env_int("PAWMANITY_REAUTH_MAX_AGE_MINUTES", 10)
+
     # Outbound webhooks: retries with exponential backoff and full jitter, an endpoint disabled after a streak of
     # failures; only public addresses unless a network is allow-listed (an on-premise receiver, e.g. 10.0.0.0/8).
     WEBHOOK_TIMEOUT_SECONDS = _env_int("PAWMANITY_WEBHOOK_TIMEOUT_SECONDS", 5)
@@ -285,6 +310,8 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     REQUIRE_REAL_SECRETS = True
+    VAPID_GENERATE_DEV_KEY = False  # one key for every process: it must come from the environment
+    MFA_REQUIRED = os.environ.get("PAWMANITY_MFA_REQUIRED", "true").lower() == "true"
 
 
 class TestingConfig(Config):
@@ -300,7 +327,8 @@ class TestingConfig(Config):
     # Tests that check a limit set it low themselves; the rest must never meet one.
     REGISTER_RATE_LIMIT = "1000 per minute"
     DIAGNOSIS_RATE_LIMIT = UPLOAD_RATE_LIMIT = INVITATION_RATE_LIMIT = "1000 per minute"
-    TYPING_RATE_LIMIT = PASSWORD_CHECK_RATE_LIMIT = "1000 per minute"
+    TYPING_RATE_LIMIT = PASSWORD_CHECK_RATE_LIMIT = MFA_CODE_RATE_LIMIT = "1000 per minute"
+    PUSH_TIMEOUT_SECONDS = 2
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly

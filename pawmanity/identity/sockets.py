@@ -23,7 +23,7 @@ from pawmanity.core.extensions import db, socketio
 from pawmanity.core.live import user_room
 from pawmanity.core.observability import note_activity
 from pawmanity.core.schemas import text_problem
-from pawmanity.identity import tokens
+from pawmanity.identity import mfa, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
 
@@ -45,6 +45,9 @@ def authenticate_socket(auth):
         raise ConnectionRefusedError({"code": "token_revoked", "detail": "The token has been revoked."})
     if user is None or not user.active:
         raise ConnectionRefusedError({"code": "account_inactive", "detail": "This account cannot connect."})
+    if mfa.second_factor_missing(user, claims):
+        raise ConnectionRefusedError({"code": "mfa_enrolment_required",
+                                      "detail": "Your role must sign in with MFA; enrol an authenticator first."})
     return user, claims
 
 
