@@ -50,20 +50,24 @@ def test_sessions_revoked_while_redis_held_the_blocklist_stay_revoked(make_app, 
     """Before 0014 a revoked session had its blocklist entry in Redis only; the upgrade writes it to the database."""
     import uuid
     from datetime import timedelta
+    from types import SimpleNamespace
 
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
     from pawmanity.core.database import utcnow
-    from pawmanity.identity.models import AuthSession, RevokedToken, User
+    from pawmanity.identity.models import AuthSession, RevokedToken
 
     url = f"sqlite:///{tmp_path / 'backfill.sqlite3'}"
     app = make_app(plugins=(), SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
         upgrade(revision="0013_email_skeleton")
         now = utcnow()
-        user = User(email="old@example.com", full_name="Old Times", role="patient", password_hash="x")
-        db.session.add(user)
-        db.session.flush()
+        # The schema of 0013 (e-mail addresses in plaintext), which the models no longer describe.
+        user = SimpleNamespace(id=uuid.uuid4())
+        db.session.execute(text(
+            "INSERT INTO users (id, email, password_hash, full_name, role, active, timezone, password_changed_at, "
+            "created_at, updated_at) VALUES (:id, 'old@example.com', 'x', 'Old Times', 'patient', 1, 'UTC', :at, "
+            ":at, :at)"), {"id": user.id.hex, "at": now})
         ended, live, long_gone, already = (uuid.uuid4() for _ in range(4))
         for session_id, revoked_at, expires_at in ((ended, now, now + timedelta(days=29)),
                                                    (live, None, now + timedelta(days=29)),

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
 from pawmanity.core.extensions import db
+from pawmanity.core.field_encryption import UNIQUE, EncryptedField
 
 ROLES = ("patient", "doctor", "admin")
 SELF_SERVICE_ROLES = ("patient", "doctor")
@@ -17,11 +18,12 @@ class User(IdMixin, TimestampMixin, db.Model):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role_known"),)
 
-    # Stored lower-cased, so uniqueness is case-insensitive on every database.
-    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
-    # What the address looks like (identity/email_addresses.py): unique, so a look-alike of an existing address
-    # cannot become a second account. NULL only for look-alikes that existed before the column did.
-    email_skeleton: Mapped[str | None] = mapped_column(String(512), unique=True)
+    # Encrypted (email_ciphertext), looked up and kept unique by its blind index (email_index). Stored lower-cased
+    # (normalize_email), so uniqueness is case-insensitive.
+    email = EncryptedField(nullable=False, blind_index=UNIQUE)
+    # What the address looks like (identity/email_addresses.py), kept only as a unique blind index, so a look-alike
+    # of an existing address cannot become a second account. NULL only for look-alikes that existed before 0013.
+    email_skeleton = EncryptedField(ciphertext=False, blind_index=UNIQUE)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     full_name: Mapped[str] = mapped_column(String(200), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)

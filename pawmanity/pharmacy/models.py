@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
 from pawmanity.core.extensions import db
+from pawmanity.core.field_encryption import EncryptedField
 
 MEDICINE_USES = ("human", "veterinary", "both")
 MOVEMENT_KINDS = ("receive", "dispense", "adjust", "expire", "reserve", "release")
@@ -45,8 +46,8 @@ class Pharmacy(IdMixin, TimestampMixin, db.Model):
     opening_hours: Mapped[dict | None] = mapped_column(JSON)
     latitude: Mapped[float] = mapped_column(Float, nullable=False)
     longitude: Mapped[float] = mapped_column(Float, nullable=False)
-    phone: Mapped[str | None] = mapped_column(String(40))
-    email: Mapped[str | None] = mapped_column(String(254))
+    phone = EncryptedField()
+    email = EncryptedField()
 
 
 class PharmacyStaff(db.Model):
