@@ -153,7 +153,7 @@ def downgrade():
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('email_skeleton', sa.String(length=512), nullable=True))
-    users = _table('users', 'email', 'email_skeleton_index')
+    users = _table('users', 'email', 'email_skeleton', 'email_skeleton_index')
     for rows in _chunks(connection, users, [users.c.email, users.c.email_skeleton_index]):
         changes = [{'_id': row_id, 'skeleton': email_skeleton(email)} for row_id, email, index in rows
                    if index is not None]
