@@ -183,8 +183,8 @@ def keys_rotate(batch_size, wait):
         core_tasks.rotate_field_keys.delay(batch_size)
         click.echo("re-encryption queued; `flask keys status` shows its progress")
         return
-    key_rotation.rotate(batch_size=batch_size, on_batch=lambda field: click.echo(f"  {field.table}.{field.name}: "
-                                                                                 f"{batch_size} more rows"))
+    key_rotation.rotate(batch_size=batch_size,
+                        on_batch=lambda field: click.echo(f"  {field.table}.{field.name}: a batch done"))
     _echo_key_status()
 
 

@@ -255,7 +255,19 @@ ENCRYPTED_FIELDS = []  # (model class, EncryptedField) for every field declared:
 
 
 class EncryptedField:
-    """A model attribute stored encrypted (and/or as a blind index); see the module's docstring."""
+    """A model attribute stored encrypted (and/or as a blind index); see the module's docstring.
+
+    For a secret that is only ever read back (a TOTP seed, say), one line in the model is all:
+
+        totp_secret = EncryptedField()           # column totp_secret_ciphertext TEXT NULL
+
+    and in the migration `sa.Column('totp_secret_ciphertext', sa.Text(), nullable=True)`. Reading `row.totp_secret`
+    gives the str stored; a value copied from another row raises UndecryptableField (409). Options:
+    `nullable=False`; `blind_index=UNIQUE | INDEXED` with `normalize=` (a str -> str function applied before
+    hashing, on writes and on comparisons alike) to find or de-duplicate by value; `ciphertext=False` to keep the
+    index alone; `row_id=` the attribute that identifies the row (default `id`; it must be known before the INSERT,
+    or be a UUID that may be assigned at flush). Binary values: base64 them first, or use encrypt_value/decrypt_value.
+    """
 
     def __init__(self, *, nullable=True, blind_index=None, normalize=None, ciphertext=True, row_id="id"):
         if blind_index not in (None, UNIQUE, INDEXED):
