@@ -67,7 +67,7 @@ class Config:
     PLUGINS = _env_list("PAWMANITY_PLUGINS", DEFAULT_PLUGINS)
     ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "gevent")
     TRUSTED_PROXIES = _env_int("PAWMANITY_TRUSTED_PROXIES", 0)
-    # Field-level encryption of identifiers (pawmanity/core/field_encryption.py): keys from the environment or a key
+    # Field-level encryption of identifiers (pawmanity/core/encryption/fields.py): keys from the environment or a key
     # file, never the database. Without either, development and tests generate instance/field-keys.json once;
     # production refuses to start.
     FIELD_KEYS = os.environ.get("PAWMANITY_FIELD_KEYS")
@@ -163,7 +163,7 @@ class Config:
         "task_ignore_result": True,
         # Each domain keeps its tasks in its own tasks.py; the worker imports these at start.
         "include": [
-            "pawmanity.core.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
+            "pawmanity.core.encryption.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
             "pawmanity.appointments.tasks", "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
             "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks",
         ],

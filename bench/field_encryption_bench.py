@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for `pawmanity`
 
 from pawmanity import create_app  # noqa: E402
-from pawmanity.core.field_encryption import decrypt_value, encrypt_value  # noqa: E402
+from pawmanity.core.encryption.fields import decrypt_value, encrypt_value  # noqa: E402
 from pawmanity.identity import passwords  # noqa: E402
 from pawmanity.identity.models import User  # noqa: E402
 

@@ -114,7 +114,7 @@ def drop_database(url):
 
 def bench_key_file(instance_dir):
     """Throwaway field encryption keys for the bench's server and commands (the format of
-    pawmanity/core/field_encryption.py's key file; written here so the harness needs no app import)."""
+    pawmanity/core/encryption/fields.py's key file; written here so the harness needs no app import)."""
     path = Path(instance_dir) / "field-keys.json"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

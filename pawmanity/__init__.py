@@ -15,10 +15,10 @@ from pawmanity.cli import register_commands
 from pawmanity.conversations import consultations
 from pawmanity.core import (
     errors,
-    field_encryption,
     ratelimits,  # noqa: F401  (registers the limiter's request filter)
 )
 from pawmanity.core.api import BoundedJSONRequest, locate_created, require_json_bodies
+from pawmanity.core.encryption import fields as field_encryption
 from pawmanity.core.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.core.extensions import (
     api,

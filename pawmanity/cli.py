@@ -12,9 +12,10 @@ from pawmanity import demo
 from pawmanity.appointments import reminders
 from pawmanity.audit import trail
 from pawmanity.conversations import messaging, video
-from pawmanity.core import field_encryption, key_rotation
-from pawmanity.core import tasks as core_tasks
 from pawmanity.core.database import utcnow
+from pawmanity.core.encryption import fields as field_encryption
+from pawmanity.core.encryption import rotation as key_rotation
+from pawmanity.core.encryption import tasks as encryption_tasks
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.triage import classifier, diagnoses, evaluation
@@ -180,7 +181,7 @@ def keys_generate(key_id):
 def keys_rotate(batch_size, wait):
     """Re-encrypt every identifier sealed under an older key with the active (first) key; resumable."""
     if not wait:
-        core_tasks.rotate_field_keys.delay(batch_size)
+        encryption_tasks.rotate_field_keys.delay(batch_size)
         click.echo("re-encryption queued; `flask keys status` shows its progress")
         return
     key_rotation.rotate(batch_size=batch_size,

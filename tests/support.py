@@ -28,7 +28,7 @@ redis_only = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (set REDIS_UR
 def field_key_env(instance_dir):
     """A production process's key setting: the key file that the test's own apps (INSTANCE_DIR=instance_dir)
     generate and use, so the server and the test read each other's encrypted identifiers."""
-    from pawmanity.core.field_encryption import DEVELOPMENT_KEY_FILE, ensure_development_key_file
+    from pawmanity.core.encryption.fields import DEVELOPMENT_KEY_FILE, ensure_development_key_file
 
     return {"PAWMANITY_FIELD_KEY_FILE": ensure_development_key_file(os.path.join(instance_dir, DEVELOPMENT_KEY_FILE))}
 

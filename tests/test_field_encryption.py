@@ -1,4 +1,4 @@
-"""Identifiers encrypted at rest (pawmanity/core/field_encryption.py): nothing readable in the database, a ciphertext
+"""Identifiers encrypted at rest (pawmanity/core/encryption/fields.py): nothing readable in the database, a ciphertext
 that does not decrypt outside its own row, lookups by blind index, readers still seeing plaintext, keys rotating."""
 
 import base64
@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 
 from pawmanity import ConfigurationError, create_app
 from pawmanity.care.models import Patient
-from pawmanity.core import key_rotation
+from pawmanity.core.encryption import rotation as key_rotation
+from pawmanity.core.encryption.fields import DEVELOPMENT_KEY_FILE, new_key
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import DEVELOPMENT_KEY_FILE, new_key
 from pawmanity.identity.models import User
 from pawmanity.pharmacy.models import Pharmacy
 from pawmanity.scheduling.models import DoctorProfile

@@ -43,7 +43,8 @@ def test_the_cli_works_from_a_checkout_with_the_embedded_defaults(tmp_path):
     ({}, "Set SECRET_KEY for production"),
     ({"SECRET_KEY": "too-short"}, "SECRET_KEY must be at least 32 bytes"),
     ({"SECRET_KEY": LONG_SECRET, "DATABASE_URL": "mysql://db/clinic"}, "DATABASE_URL must be a PostgreSQL"),
-    ({"SECRET_KEY": LONG_SECRET}, "Set PAWMANITY_FIELD_KEYS and PAWMANITY_BLIND_INDEX_KEY, or PAWMANITY_FIELD_KEY_FILE"),
+    ({"SECRET_KEY": LONG_SECRET},
+     "Set PAWMANITY_FIELD_KEYS and PAWMANITY_BLIND_INDEX_KEY, or PAWMANITY_FIELD_KEY_FILE"),
     ({"SECRET_KEY": LONG_SECRET, "PAWMANITY_FIELD_KEYS": "k1:dG9vIHNob3J0", "PAWMANITY_BLIND_INDEX_KEY": "x"},
      "key 'k1' in PAWMANITY_FIELD_KEYS must be 32 random bytes in base64"),
 ])

@@ -6,14 +6,14 @@ Create Date: 2026-11-30 18:45:00
 
 Each plaintext column gives way to `<field>_ciphertext` (AES-256-GCM bound to table, field and row id) and, where
 it is looked up, `<field>_index` (HMAC-SHA256 blind index), with the unique constraints moved onto the indexes.
-Existing rows are encrypted here with the app's keys (pawmanity/core/field_encryption.py), so the keys must be
+Existing rows are encrypted here with the app's keys (pawmanity/core/encryption/fields.py), so the keys must be
 configured before `flask db upgrade`; stored idempotent answers are encrypted in place. The downgrade decrypts.
 """
 from alembic import op
 import sqlalchemy as sa
 
 import pawmanity.core.database  # noqa: F401  (custom column types)
-from pawmanity.core.field_encryption import blind_index, decrypt_value, encrypt_value
+from pawmanity.core.encryption.fields import blind_index, decrypt_value, encrypt_value
 from pawmanity.identity.email_addresses import email_skeleton
 
 

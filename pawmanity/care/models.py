@@ -20,8 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import INDEXED, EncryptedField
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import INDEXED, EncryptedField
 
 SPECIES = ("human", "dog", "cat", "rabbit", "bird", "horse", "other")
 SEXES = ("female", "male", "female_spayed", "male_neutered", "intersex", "unknown")

@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from pawmanity.core.database import UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import decrypt_value, encrypt_value
 from pawmanity.core.errors import Conflict, InvalidInput
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import decrypt_value, encrypt_value
 
 # The draft's key is an sf-string; any printable ASCII up to 255 characters is accepted here.
 KEY_PATTERN = re.compile(r'^[\x20-\x7e]{1,255}$')

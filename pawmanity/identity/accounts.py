@@ -58,7 +58,7 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
 
 
 def _refuse_look_alike(email, skeleton):
-    # Both are blind indexes (core/field_encryption.py): the addresses themselves are stored encrypted.
+    # Both are blind indexes (core/encryption/fields.py): the addresses themselves are stored encrypted.
     existing = db.session.scalar(select(User.email_index).where(or_(User.email == email,
                                                                     User.email_skeleton == skeleton)))
     if existing == User.email.blind_index_of(email):

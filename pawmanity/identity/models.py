@@ -7,8 +7,8 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import UNIQUE, EncryptedField
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import UNIQUE, EncryptedField
 
 ROLES = ("patient", "doctor", "admin")
 SELF_SERVICE_ROLES = ("patient", "doctor")

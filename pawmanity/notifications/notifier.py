@@ -49,7 +49,7 @@ def notify(user_ids, kind, *, title, body=None, data=None):
         live.emit_after_commit("notification", serialize(notification), namespace=live.NOTIFICATIONS,
                                room=live.user_room(notification.user_id))
     if kind in EMAILED_KINDS:
-        # Whole users: the address is decrypted from its row (core/field_encryption.py).
+        # Whole users: the address is decrypted from its row (core/encryption/fields.py).
         for user in db.session.scalars(select(User).where(User.id.in_(recipients), User.active.is_(True))):
             if wanted[user.id][(category, "email")]:
                 queue_email(user.email, title, body or title)

@@ -21,8 +21,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import EncryptedField
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import EncryptedField
 
 MEDICINE_USES = ("human", "veterinary", "both")
 MOVEMENT_KINDS = ("receive", "dispense", "adjust", "expire", "reserve", "release")

@@ -7,8 +7,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import EncryptedField
 from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import EncryptedField
 
 APPOINTMENT_TYPES = ("video", "chat", "in_person")
 APPOINTMENT_STATUSES = ("requested", "confirmed", "in_progress", "completed", "cancelled", "no_show")

@@ -20,8 +20,7 @@ from sqlalchemy import Integer, String, func, select, true, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pawmanity.core.database import UTCDateTime, utcnow
-from pawmanity.core.extensions import db
-from pawmanity.core.field_encryption import (
+from pawmanity.core.encryption.fields import (
     ENCRYPTED_FIELDS,
     FORMAT,
     UndecryptableField,
@@ -29,6 +28,7 @@ from pawmanity.core.field_encryption import (
     encrypt_value,
     keyring,
 )
+from pawmanity.core.extensions import db
 
 log = logging.getLogger("pawmanity.field_encryption")
 

@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from pawmanity.core import key_rotation
+from pawmanity.core.encryption import rotation as key_rotation
 
 
-@shared_task(name="pawmanity.core.tasks.rotate_field_keys", ignore_result=True)
+@shared_task(name="pawmanity.core.encryption.tasks.rotate_field_keys", ignore_result=True)
 def rotate_field_keys(batch_size=500, seconds=30):
     """Batches for up to `seconds`, then hand over to a fresh task (a worker restart loses at most a batch, and
     the saved position makes the next run resume)."""

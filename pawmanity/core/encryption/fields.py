@@ -14,8 +14,8 @@ normalised value (`<table>.<field>\\0<value>`), 64 hex characters. It reveals wh
 
 Keys never live in the database. They come from the environment or a key file (see `load_keyring`): several
 encryption keys may be configured, the first one encrypts and all of them decrypt, so keys rotate by putting a new
-one first and running `flask keys rotate` (pawmanity/core/tasks.py re-encrypts in batches, resumably). The blind
-index key cannot rotate this way (every index would change at once); it is meant to stay.
+one first and running `flask keys rotate` (rotation.py re-encrypts in batches, resumably; tasks.py in the worker).
+The blind index key cannot rotate this way (every index would change at once); it is meant to stay.
 
 Using it in a model -- any model whose row id is known before it is inserted (a client-side UUID, as IdMixin's):
 
