@@ -293,3 +293,39 @@ def test_a_rewritten_value_is_sealed_once_and_unchanged_values_are_not_rewritten
         select(DoctorProfile).where(DoctorProfile.license_number == LICENCE)
     with pytest.raises(TypeError, match="not `like`"):
         Pharmacy.email.like("%@example.com")
+
+
+def test_rotate_runs_in_the_worker_by_default(make_app, gen_user):
+    """Without --wait the CLI queues the Celery task (run at once here: the test config's Celery is eager), which
+    hands over to a fresh task when its time budget is spent."""
+    old, new, blind = new_key(), new_key(), new_key()
+    with make_app(FIELD_KEYS=f"old:{old}", BLIND_INDEX_KEY=blind).app_context():
+        for n in range(3):
+            gen_user(email=f"worker{n}@example.com")
+        db.session.remove()
+    rotated = make_app(FIELD_KEYS=f"new:{new},old:{old}", BLIND_INDEX_KEY=blind)
+    with rotated.app_context():
+        from pawmanity.core.encryption import tasks
+
+        handed_over = []
+        original = tasks.rotate_field_keys.delay
+        tasks.rotate_field_keys.delay = lambda *args: (handed_over.append(args), original(*args))
+        try:
+            result = rotated.test_cli_runner().invoke(args=["keys", "rotate", "--batch-size", "1"])
+            assert result.exit_code == 0 and "queued" in result.output, result.output
+        finally:
+            tasks.rotate_field_keys.delay = original
+        assert handed_over == [(1,)]
+        # A task out of time (here after each batch) hands over to a fresh one, which resumes from the saved position.
+        newest = make_app(FIELD_KEYS=f"newest:{new_key()},new:{new}", BLIND_INDEX_KEY=blind)
+        with newest.app_context():
+            assert key_rotation.rotate(batch_size=1, seconds=0) is False
+            progress = db.session.get(key_rotation.FieldKeyRotation, ("newest", "users", "email"))
+            assert (progress.rewritten, progress.finished_at) == (1, None)
+            tasks.rotate_field_keys(batch_size=1, seconds=0)
+            db.session.expire_all()
+            assert db.session.get(key_rotation.FieldKeyRotation, ("newest", "users", "email")).rewritten == 3
+            db.session.remove()
+        stored = db.session.execute(text("SELECT email_ciphertext FROM users")).scalars().all()
+        assert len(stored) == 3 and all(value.startswith("v1:newest:") for value in stored)
+        db.session.remove()
