@@ -33,8 +33,9 @@ them like any other column. Then:
   ciphertext is made when the row id is known (at once for a stored row; at flush for a new one, whose UUID is
   assigned then if it has none);
 - `User.email == value`, `User.email != value` and `User.email.in_(values)` in a query compare blind indexes
-  (normalised with `normalize` first); `User.email.is_(None)` checks the ciphertext. Comparing a field without a
-  blind index raises TypeError, as do `select(User.email)`, `LIKE` and ordering: the database cannot see values.
+  (normalised with `normalize` first; the stored value itself is kept as given); `User.email.is_(None)` checks
+  the ciphertext. Comparing a field without a blind index, `LIKE` and the like raise TypeError, and
+  `select(User.email)` or `order_by(User.email)` an SQLAlchemy ArgumentError: the database cannot see values.
 - `EncryptedField(ciphertext=False, blind_index=UNIQUE)` keeps only the index (write-only; the look-alike skeleton
   of an e-mail address is one); `row_id="user_id"` binds ciphertexts to another client-known column.
 
