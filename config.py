@@ -68,6 +68,13 @@ class Config:
     PLUGINS = _env_list("PAWMANITY_PLUGINS", DEFAULT_PLUGINS)
     ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "gevent")
     TRUSTED_PROXIES = _env_int("PAWMANITY_TRUSTED_PROXIES", 0)
+    # Field-level encryption of identifiers (pawmanity/core/encryption/fields.py): keys from the environment or a key
+    # file, never the database. Without either, development and tests generate instance/field-keys.json once;
+    # production refuses to start.
+    FIELD_KEYS = os.environ.get("PAWMANITY_FIELD_KEYS")
+    BLIND_INDEX_KEY = os.environ.get("PAWMANITY_BLIND_INDEX_KEY")
+    FIELD_KEY_FILE = os.environ.get("PAWMANITY_FIELD_KEY_FILE")
+    GENERATE_FIELD_KEYS = True
 
     # Relational data
     SQLALCHEMY_DATABASE_URI = database_url()
@@ -157,8 +164,8 @@ class Config:
         "task_ignore_result": True,
         # Each domain keeps its tasks in its own tasks.py; the worker imports these at start.
         "include": [
-            "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
-            "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
+            "pawmanity.core.encryption.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
+            "pawmanity.appointments.tasks", "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
             "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.privacy.tasks",
         ],
         "beat_schedule": {
@@ -312,6 +319,7 @@ class ProductionConfig(Config):
     REQUIRE_REAL_SECRETS = True
     VAPID_GENERATE_DEV_KEY = False  # one key for every process: it must come from the environment
     MFA_REQUIRED = os.environ.get("PAWMANITY_MFA_REQUIRED", "true").lower() == "true"
+    GENERATE_FIELD_KEYS = False
 
 
 class TestingConfig(Config):

@@ -93,7 +93,8 @@ DEMO_PATIENTS = {
 def loaded_accounts():
     """The demo accounts present in this database, for the front page (empty when demo data is not loaded)."""
     emails = [email for email, *_ in DEMO_ACCOUNTS]
-    return db.session.scalars(select(User).where(User.email.in_(emails)).order_by(User.role, User.email)).all()
+    found = db.session.scalars(select(User).where(User.email.in_(emails))).all()
+    return sorted(found, key=lambda user: (user.role, user.email))  # addresses are encrypted: sorted here
 
 
 def load(*, actor):
@@ -124,9 +125,10 @@ def _load_pharmacies(actor):
     if db.session.scalar(select(Pharmacy.id).limit(1)) is not None:
         return ["exists   pharmacies and medicines"]
     medicines = [pharmacies.create_medicine(admin, dict(data)) for data in DEMO_MEDICINES]
-    for name, address, (latitude, longitude), staff_email, stocked in DEMO_PHARMACIES:
+    for number, (name, address, (latitude, longitude), staff_email, stocked) in enumerate(DEMO_PHARMACIES, 1):
         pharmacy = pharmacies.create_pharmacy(admin, {
             "name": name, "address": address, "latitude": latitude, "longitude": longitude,
+            "phone": f"+44 20 7946 01{number:02d}", "email": f"counter{number}@pharmacy.example",
             "opening_hours": {day: [["08:00", "19:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}})
         staff = db.session.scalar(select(User).where(User.email == staff_email))
         pharmacies.add_staff(admin, pharmacy.id, staff.id)

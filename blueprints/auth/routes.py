@@ -36,8 +36,9 @@ def login_email_key():
     # A second bucket per target account, so spreading a guessing attack over many addresses does not help.
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    # The address as accounts store it, so full-width or differently cased spellings share the bucket.
-    return f"login-email:{accounts.lookup_email(str(email))}" if email else f"login-ip:{request.remote_addr}"
+    # The address as accounts store it, so full-width or differently cased spellings share the bucket; keyed by its
+    # blind index, so Redis holds no address either.
+    return f"login-email:{accounts.email_lookup_index(str(email))}" if email else f"login-ip:{request.remote_addr}"
 
 
 @blp.route("/register", methods=["POST"])

@@ -35,10 +35,10 @@ def upgrade():
     with op.batch_alter_table('push_subscriptions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_push_subscriptions_user_id'), ['user_id'], unique=False)
 
-    # totp_factors.secret is to be encrypted at rest (field-level encryption); nothing else here is secret.
+    # The TOTP secret is stored encrypted (pawmanity.core.encryption: AES-256-GCM bound to the row).
     op.create_table('totp_factors',
     sa.Column('user_id', sa.Uuid(), nullable=False),
-    sa.Column('secret', sa.Text(), nullable=False),
+    sa.Column('secret_ciphertext', sa.Text(), nullable=False),
     sa.Column('created_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.Column('confirmed_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_used_step', sa.BigInteger(), nullable=True),

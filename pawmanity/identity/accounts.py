@@ -58,8 +58,10 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
 
 
 def _refuse_look_alike(email, skeleton):
-    existing = db.session.scalar(select(User.email).where(or_(User.email == email, User.email_skeleton == skeleton)))
-    if existing == email:
+    # Both are blind indexes (core/encryption/fields.py): the addresses themselves are stored encrypted.
+    existing = db.session.scalar(select(User.email_index).where(or_(User.email == email,
+                                                                    User.email_skeleton == skeleton)))
+    if existing == User.email.blind_index_of(email):
         raise Conflict("An account with this e-mail address already exists.", code="email_taken")
     if existing is not None:
         raise Conflict("This e-mail address looks like the address of an existing account (letters from other "
@@ -73,7 +75,8 @@ def authenticate(*, email, password, actor):
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         passwords.burn_verification_time(password)
-        _deny_login(actor, reason="unknown_email", detail={"email": email})
+        # The address's blind index, not the address: attempts on one address still correlate in the audit log.
+        _deny_login(actor, reason="unknown_email", detail={"email_index": User.email.blind_index_of(email)})
     if not passwords.verify_password(user.password_hash, password):
         _deny_login(actor.acting_as(user), reason="wrong_password", user=user)
     if not user.active:
@@ -113,6 +116,9 @@ def reauthenticate(user, claims, *, password, actor, code=None, recovery_code=No
     trail.record("auth.reauthenticate", actor, object_type="user", object_id=user.id)
     db.session.commit()
     return pair
+def email_lookup_index(address):
+    """The blind index sign-in looks an address up by (lookup_email's form): a key for per-address counters."""
+    return User.email.blind_index_of(lookup_email(address))
 
 
 def _deny_login(actor, *, reason, user=None, detail=None):
@@ -173,8 +179,12 @@ def list_users_query(*, role=None, active=None, search=None):
     if active is not None:
         query = query.where(User.active == active)
     if search:
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(or_(User.email.like(pattern), User.full_name.ilike(pattern)))
+        # Addresses are encrypted, so they match whole (by blind index); names match in part.
+        term = search.strip()
+        matches = [User.full_name.ilike(f"%{term.lower()}%")]
+        if "@" in term:
+            matches.append(User.email == lookup_email(term))
+        query = query.where(or_(*matches))
     return query
 
 

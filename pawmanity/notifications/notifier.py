@@ -53,11 +53,10 @@ def notify(user_ids, kind, *, title, body=None, data=None):
     queue_pushes([user_id for user_id in recipients if wanted[user_id][(category, "push")]], category,
                  {notification.user_id: notification.id for notification in created})
     if kind in EMAILED_KINDS:
-        emails = db.session.execute(select(User.id, User.email).where(User.id.in_(recipients),
-                                                                      User.active.is_(True))).all()
-        for user_id, address in emails:
-            if wanted[user_id][(category, "email")]:
-                queue_email(address, title, body or title)
+        # Whole users: the address is decrypted from its row (core/encryption/fields.py).
+        for user in db.session.scalars(select(User).where(User.id.in_(recipients), User.active.is_(True))):
+            if wanted[user.id][(category, "email")]:
+                queue_email(user.email, title, body or title)
     return created
 
 
