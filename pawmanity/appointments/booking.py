@@ -10,6 +10,7 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import selectinload
 
 from pawmanity.audit import trail
 from pawmanity.care import access
@@ -151,7 +152,9 @@ def get_appointment(actor, appointment_id):
 
 
 def list_appointments(actor, *, page, per_page, status=None, since=None, until=None):
-    query = visible_appointments_query(actor).order_by(Appointment.start_at, Appointment.id)
+    # AppointmentOut shows each appointment's history: one query for the page's histories, not one per row.
+    query = visible_appointments_query(actor).options(selectinload(Appointment.events)) \
+        .order_by(Appointment.start_at, Appointment.id)
     if status:
         query = query.where(Appointment.status == status)
     if since:
