@@ -1,4 +1,5 @@
-"""A list costs the same number of SQL statements whatever its length (no query per row), and a booking a handful.
+"""What a request costs: a list the same number of SQL statements whatever its length (no query per row), a booking
+a counted handful, an authenticated request one JWT decode.
 
 The list operations are read from the served OpenAPI document (every GET whose 200 body is a `{"items": [...]}`
 envelope or an array), so a new list endpoint fails `test_every_list_operation_is_counted` until it is given a scene
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
+import jwt
 import pytest
 from sqlalchemy import event
 
@@ -184,3 +186,43 @@ def test_a_list_costs_the_same_statements_at_1_and_at_20_items(client, scene, op
     assert (one, twenty) == (1, N), f"the scene should give 1 and {N} items, gave {one} and {twenty}"
     assert len(many) == len(few), (f"{operation}: {len(few)} statements for 1 item, {len(many)} for {N}:\n"
                                    + "\n".join(many))
+    # A read of N objects is audited as one event (naming them: tests/test_audit.py), not one row per object.
+    assert sum(statement.startswith("INSERT INTO audit_events") for statement in many) <= 1
+
+
+# A booking, 23 statements before issue 15: the caller and its revocation (1); the patient, with whether the caller
+# is its guardian (1); the doctor with its account, species and hours (3); the account lock and its quota (2); the
+# doctor's calendar lock and time off (2); the appointment and its first history entry (2); the notifications
+# (guardians, preferences, rows, e-mail addresses: 4); the webhook endpoints (1); the audit chain (3).
+BOOKING_STATEMENTS = 19
+
+
+def test_a_booking_costs_a_handful_of_statements(client, gen_user, gen_doctor, gen_patient, auth):
+    owner = gen_user(role="patient")
+    dog = gen_patient(owner)
+    _, doctor = gen_doctor()
+    headers = auth(owner)
+    db.session.expunge_all()  # nothing loaded beforehand, as in a server's request
+    with counted_statements() as statements:
+        response = client.post("/api/v1/appointments", headers=headers, json={
+            "doctor_id": str(doctor.id), "patient_id": str(dog.id), "start": iso(next_slot()), "type": "video"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert len(statements) <= BOOKING_STATEMENTS, "\n".join(statements)
+
+
+def test_an_authenticated_request_decodes_its_token_once(client, gen_user, auth, monkeypatch):
+    headers = auth(gen_user(role="patient"))
+    decodes = []
+    original = jwt.api_jws.PyJWS.decode_complete
+
+    def counted(self, *args, **kwargs):
+        decodes.append(kwargs.get("options"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "decode_complete", counted)
+    assert client.get("/api/v1/auth/me", headers=headers).status_code == 200
+    assert len(decodes) == 1
+    # ... and the one decode checks the signature: a token signed with another key is refused.
+    forged = jwt.encode({**jwt.decode(headers["Authorization"][7:], options={"verify_signature": False})},
+                        "another-key-of-at-least-thirty-two-bytes", algorithm="HS256")
+    assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
