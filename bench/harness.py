@@ -4,6 +4,7 @@
 Everything here talks to 127.0.0.1 only, and drops only databases whose name contains "bench".
 """
 
+import argparse
 import functools
 import json
 import os
@@ -533,3 +534,20 @@ def print_ratio_table(measurements, floor):
 def machine_load():
     """The 1-minute load average and the number of cores, for the report: the cores are shared."""
     return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+# --- the authenticated floor ---------------------------------------------------------------------------------------
+
+def start_floor(stack, env, log_dir):
+    """bench/floor_app.py served like PAWMANITY (gunicorn, one gevent worker) on the same database, until `stack`
+    closes: the least any authenticated endpoint costs (verify a JWT, select the user by primary key)."""
+    return stack.enter_context(running_server("floor", "floor_app:app", cwd=REPO / "bench", env=env, log_dir=log_dir,
+                                              ready_path="/"))
+
+
+def measure_floor(floor, token, work_dir, *, duration=5, connections=16, threads=2, warmup=1):
+    """The floor's CPU per request and req/s under wrk, with PAWMANITY's access token `token`."""
+    settings = argparse.Namespace(duration=duration, threads=threads, warmup=warmup)
+    script = write_lua(work_dir, "floor", headers={"Authorization": f"Bearer {token}"})
+    return measure(require_wrk(), floor, "floor: JWT + user by id", floor.base_url + "/me", args=settings,
+                   connections=connections, script=script)
