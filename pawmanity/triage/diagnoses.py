@@ -87,9 +87,9 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
     for waiting in db.session.scalars(select(DiagnosisLogOutbox).where(
             DiagnosisLogOutbox.delivered_at.is_(None), DiagnosisLogOutbox.patient_id.in_(patient_ids))):
         found.setdefault(waiting.document["_id"], waiting.document)
-    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"count": len(found)})
-    db.session.commit()
     ordered = sorted(found.values(), key=lambda doc: doc["created_at"], reverse=True)[:limit]
+    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"ids": [doc["_id"] for doc in ordered]})
+    db.session.commit()
     return [_public(doc) for doc in ordered]
 
 
