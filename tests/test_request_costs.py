@@ -57,6 +57,9 @@ NOT_COUNTED = {
     "vitals_list_alerts": "scene to do",
     "webhooks_list_endpoints": "scene to do",
     "webhooks_list_deliveries": "scene to do",
+    "exports_list_exports": "scene to do",
+    "erasures_list_erasures": "scene to do",
+    "notifications_list_push_subscriptions": "scene to do",
 }
 
 # operationId -> (who reads, path, query) over the scene; path and query are formatted with the scene's ids.
@@ -194,7 +197,7 @@ def test_a_list_costs_the_same_statements_at_1_and_at_20_items(client, scene, op
 # is its guardian (1); the doctor with its account, species and hours (3); the account lock and its quota (2); the
 # doctor's calendar lock and time off (2); the appointment and its first history entry (2); the notifications
 # (guardians, preferences, rows, e-mail addresses: 4); the webhook endpoints (1); the audit chain (3).
-BOOKING_STATEMENTS = 19
+BOOKING_STATEMENTS = 20  # 19 before the push channel: it looks up the recipients' browser subscriptions
 
 
 def test_a_booking_costs_a_handful_of_statements(client, gen_user, gen_doctor, gen_patient, auth):
