@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "blueprints.vitals",
     "blueprints.fhir",
     "blueprints.webhooks",
+    "blueprints.sync",
 )
 
 
@@ -158,7 +159,7 @@ class Config:
         "include": [
             "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
             "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
-            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks",
+            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.sync.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -173,6 +174,7 @@ class Config:
             "release-expired-pharmacy-reservations": {
                 "task": "pawmanity.pharmacy.tasks.release_expired_reservations", "schedule": 60.0},
             "expire-pharmacy-lots": {"task": "pawmanity.pharmacy.tasks.expire_lots", "schedule": 3600.0},
+            "purge-sync-tombstones": {"task": "pawmanity.sync.tasks.purge_tombstones", "schedule": 3600.0},
         },
     }
 
@@ -234,6 +236,8 @@ class Config:
 
     # Vitals: how far in the future a reading's time may be (device clocks drift) before it is refused
     VITALS_FUTURE_TOLERANCE_SECONDS = _env_int("PAWMANITY_VITALS_FUTURE_TOLERANCE_SECONDS", 300)
+    # Offline sync: how long deletions (and the change log) are kept; an older cursor must resync from scratch.
+    SYNC_TOMBSTONE_DAYS = _env_int("PAWMANITY_SYNC_TOMBSTONE_DAYS", 30)
 
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")
