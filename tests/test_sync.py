@@ -426,6 +426,8 @@ def test_a_write_committed_during_a_pull_appears_in_exactly_one_later_pull(app, 
     started_before = psycopg.connect(dsn)  # begins and writes before the pull's snapshot, commits during the pull
     started_during = psycopg.connect(dsn)  # begins after the snapshot and commits during the pull too
     early = _insert_record(started_before, rex.id, "before")
+    with psycopg.connect(dsn) as overtaking:  # writes after it but commits first: a higher id, committed earlier
+        overtook = _insert_record(overtaking, rex.id, "overtook")
     during = {}
     original = pull_module.scopes_of
 
@@ -438,7 +440,8 @@ def test_a_write_committed_during_a_pull_appears_in_exactly_one_later_pull(app, 
     monkeypatch.setattr(pull_module, "scopes_of", commit_mid_pull)
     first = pull(client, family["a"], cursor)
     monkeypatch.setattr(pull_module, "scopes_of", original)
-    assert not ids(first, "medical_records", "created")  # neither was committed when the snapshot was taken
+    # the early writer was not committed when the snapshot was taken, nor the one that began during the pull
+    assert ids(first, "medical_records", "created") == {overtook}
     second = pull(client, family["a"], first["cursor"])
     assert ids(second, "medical_records", "created") == {early, during["late"]}
     third = pull(client, family["a"], second["cursor"])
