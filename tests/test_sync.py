@@ -490,3 +490,23 @@ def test_under_concurrent_writers_every_committed_row_is_pulled_exactly_once(app
     assert not failures
     assert len(committed) > 20
     assert sorted(seen) == sorted(committed)  # each once: none lost, none twice, no aborted one
+
+
+def test_the_demo_data_syncs(app, client):
+    from pawmanity.demo import DEMO_PASSWORD
+
+    app.test_cli_runner().invoke(args=["demo", "load"])
+    token = client.post("/api/v1/auth/login", json={"email": "sam.owner@example.com",
+                                                    "password": DEMO_PASSWORD}).get_json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    first = pull(client, headers)
+    pets = {pet["name"]: pet for pet in first["changes"]["patients"]["created"]}
+    assert "Biscuit" in pets
+    assert len(first["changes"]["vitals"]["created"]) == 24 * 60  # a day of his collar's heart rate
+    record = client.post(f"/api/v1/patients/{pets['Biscuit']['id']}/records", headers=headers, json={
+        "kind": "note", "title": "Ate well", "recorded_at": iso(utcnow())})
+    assert record.status_code == 201, record.get_data(as_text=True)
+    second = pull(client, headers, first["cursor"])
+    assert ids(second, "medical_records", "created") == {record.get_json()["id"]}
+    assert sum(len(second["changes"][table][kind]) for table in TABLES for kind in ("created", "updated",
+                                                                                       "deleted")) == 1
