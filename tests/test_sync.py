@@ -244,6 +244,16 @@ class TestCursorExpiry:
         retention.purge()
         assert_problem(client.get(f"{SYNC}/pull?cursor={cursor}", headers=family["a"]), 410, "cursor_expired")
 
+    def test_log_ids_are_never_reused_after_a_purge(self, app, client, family):
+        add_record(family["rex"])
+        highest = db.session.scalar(select(func.max(SyncChange.id)))
+        db.session.execute(update(SyncChange).values(changed_at=utcnow() - timedelta(days=400)))
+        db.session.commit()
+        retention.purge()
+        assert db.session.scalar(select(func.count()).select_from(SyncChange)) == 0
+        add_record(family["rex"])
+        assert db.session.scalar(select(func.max(SyncChange.id))) > highest
+
     def test_the_purge_command(self, app, family):
         result = app.test_cli_runner().invoke(args=["sync", "purge"])
         assert result.exit_code == 0 and "purged" in result.output
@@ -432,6 +442,7 @@ def test_a_write_committed_during_a_pull_appears_in_exactly_one_later_pull(app, 
     original = pull_module.scopes_of
 
     def commit_mid_pull(actor):  # runs inside the pull, after its bound and snapshot were taken
+        during["isolation"] = db.session.scalar(text("SHOW transaction_isolation"))
         during["late"] = _insert_record(started_during, rex.id, "during")
         started_during.commit()
         started_before.commit()
@@ -442,6 +453,7 @@ def test_a_write_committed_during_a_pull_appears_in_exactly_one_later_pull(app, 
     monkeypatch.setattr(pull_module, "scopes_of", original)
     # the early writer was not committed when the snapshot was taken, nor the one that began during the pull
     assert ids(first, "medical_records", "created") == {overtook}
+    assert during["isolation"] == "repeatable read"  # one snapshot for the bound and every row read
     second = pull(client, family["a"], first["cursor"])
     assert ids(second, "medical_records", "created") == {early, during["late"]}
     third = pull(client, family["a"], second["cursor"])

@@ -32,7 +32,8 @@ def upgrade():
     sa.Column('user_id', sa.Uuid(), nullable=True),
     sa.Column('changed_at', pawmanity.core.database.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint("op IN ('I', 'U', 'D')", name=op.f('ck_sync_changes_op_known')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_changes'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sync_changes')),
+    sqlite_autoincrement=True,
     )
     with op.batch_alter_table('sync_changes', schema=None) as batch_op:
         batch_op.create_index('ix_sync_changes_changed_at', ['changed_at'], unique=False)

@@ -28,6 +28,8 @@ class SyncChange(db.Model):
         CheckConstraint(f"op IN {OPERATIONS}", name="op_known"),
         Index("ix_sync_changes_txid", "txid"),
         Index("ix_sync_changes_changed_at", "changed_at"),
+        # SQLite would otherwise reuse the highest id once the purge deleted it, under a cursor already past it.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)

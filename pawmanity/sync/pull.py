@@ -140,7 +140,7 @@ def _since(spec, previous, now, bound):
         if gained:
             created.extend(row for row in _rows(spec, spec.in_scope(gained)) if row.id not in sent)
         if lost:
-            deleted.update(row.id for row in _rows(spec, spec.in_scope(lost))
+            deleted.update(row.id for row in _keys_only(spec, spec.in_scope(lost))
                            if not visible(spec.row_keys(row), now_scope))
     return {"created": created, "updated": updated, "deleted": sorted(str(row_id) for row_id in deleted)}
 
@@ -153,6 +153,13 @@ def _difference(scope, other):
 
 def _rows(spec, condition):
     return db.session.scalars(select(spec.model).where(condition).order_by(spec.model.id)).all()
+
+
+def _keys_only(spec, condition):
+    """Ids and scope columns only: a lost patient's year of vitals need not be loaded to be forgotten."""
+    columns = [spec.model.id, *(getattr(spec.model, attribute) for _, attribute in spec.keys
+                                if attribute != "id")]
+    return db.session.execute(select(*columns).where(condition)).all()
 
 
 def _rows_by_id(spec, ids):
