@@ -522,3 +522,37 @@ def test_the_demo_data_syncs(app, client):
     assert ids(second, "medical_records", "created") == {record.get_json()["id"]}
     assert sum(len(second["changes"][table][kind]) for table in TABLES for kind in ("created", "updated",
                                                                                        "deleted")) == 1
+
+
+@postgres_only
+def test_concurrent_pushes_against_one_version_one_wins_the_rest_conflict_whole(make_app, gen_user, gen_patient,
+                                                                                tokens_for):
+    contenders = 10
+    app = make_app()
+    with app.app_context():
+        owner = gen_user()
+        token = tokens_for(owner)["access_token"]
+        pet = gen_patient(owner)
+        record = add_record(pet)
+        pet_id, record_id, version = str(pet.id), str(record.id), record.version
+    barrier, outcomes = threading.Barrier(contenders), []
+
+    def run(n):
+        with app.app_context():
+            barrier.wait()
+            response = app.test_client().post(f"{SYNC}/push", headers={"Authorization": f"Bearer {token}"}, json={
+                "changes": {"medical_records": {
+                    "created": [new_record(pet_id, title=f"extra {n}")],
+                    "updated": [{"id": record_id, "version": version, "title": f"edit {n}"}]}}})
+            outcomes.append((response.status_code, (response.get_json() or {}).get("code")))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes, key=str) == sorted([(200, None)] + [(409, "sync_conflict")] * (contenders - 1), key=str)
+    with app.app_context():
+        titles = db.session.scalars(select(MedicalRecord.title)).all()
+        assert len(titles) == 2  # the original (edited once) and the winner's extra: no loser's extra
+        assert db.session.get(MedicalRecord, uuid.UUID(record_id)).version == version + 1
