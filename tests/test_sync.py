@@ -155,6 +155,24 @@ class TestPull:
         assert not ids(pull(client, family["a"], second["cursor"]), "medical_records", "deleted")
         assert ids(pull(client, family["b"], bob_first["cursor"]), "medical_records", "deleted") == {str(other.id)}
 
+    def test_erasing_a_patient_elsewhere_sends_every_id_the_device_held(self, client, family):
+        rex = family["rex"]
+        record, reading = str(add_record(rex).id), str(add_reading(rex).id)
+        rex_id = str(rex.id)
+        first = pull(client, family["a"])
+        # as an erasure job would: one raw statement, the rest by foreign-key cascade (on PostgreSQL)
+        db.session.execute(text("DELETE FROM patients WHERE id = :p"), {"p": rex.id if ON_POSTGRES else rex.id.hex})
+        db.session.commit()
+        db.session.expunge_all()
+        second = pull(client, family["a"], first["cursor"])
+        assert ids(second, "patients", "deleted") == {rex_id}
+        assert ids(second, "medical_records", "deleted") == {record}
+        assert ids(second, "vitals", "deleted") == {reading}
+        if ON_POSTGRES:  # the cascaded deletes were captured as tombstones of their own
+            logged = db.session.execute(select(SyncChange.table_name, SyncChange.op)).all()
+            assert {("medical_records", "D"), ("vital_observations", "D"), ("patients", "D")} <= set(logged)
+        assert not ids(pull(client, family["b"]), "patients", "deleted")  # a full sync has no deletions
+
     def test_losing_access_sends_ids_and_gaining_it_sends_the_rows(self, client, family):
         rex, bob = family["rex"], family["bob"]
         record, reading = add_record(rex), add_reading(rex)
