@@ -126,6 +126,7 @@ def app_environment(args, instance_dir, extra=None):
         "PAWMANITY_UPLOAD_BYTES_RATE_LIMIT": "100000000000 per minute",
         "PAWMANITY_CHAT_RATE_LIMIT": "100000 per minute",
         "PAWMANITY_TYPING_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_MFA_REQUIRED": "false",  # bench doctors and admins sign in with a password alone
         "SECRET_KEY": SECRET_KEY,
         "FLASK_APP": "wsgi",
     })

@@ -14,6 +14,7 @@ from pawmanity.audit import trail
 from pawmanity.conversations import messaging, video
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
+from pawmanity.privacy import archive, erasure
 from pawmanity.sync import retention as sync_retention
 from pawmanity.triage import classifier, diagnoses, evaluation
 
@@ -159,6 +160,21 @@ def ai_drain_outbox():
     click.echo(f"delivered {diagnoses.drain_outbox()} diagnosis logs")
 
 
+privacy_cli = AppGroup("privacy", help="Exports and erasure.")
+
+
+@privacy_cli.command("purge")
+def privacy_purge():
+    """Purge the restricted records of erased patients whose retention period has ended."""
+    click.echo(f"purged {erasure.purge_due()} restricted records")
+
+
+@privacy_cli.command("expire-exports")
+def privacy_expire_exports():
+    """Delete export archives whose download time is over."""
+    click.echo(f"expired {archive.expire_due()} exports")
+
+
 sync_cli = AppGroup("sync", help="Offline sync for mobile apps.")
 
 
@@ -171,7 +187,7 @@ def sync_purge():
 
 def register_commands(app):
     for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
-                    ai_cli, sync_cli):
+                    ai_cli, privacy_cli, sync_cli):
         app.cli.add_command(command)
     for command in app.cli.commands.values():  # ours and flask-migrate's `db`
         _report_unreachable_database_in_one_line(command, app.config["SQLALCHEMY_DATABASE_URI"])

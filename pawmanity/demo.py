@@ -1,6 +1,6 @@
 """Demonstration data for `flask demo load`: a veterinary clinic and a family practice, with doctors and their
 hours, owners and their pets, and people with their own records. Idempotent; every account signs in with
-DEMO_PASSWORD.
+DEMO_PASSWORD, and the one in DEMO_MFA with a TOTP code as well.
 """
 
 from datetime import date, timedelta
@@ -14,7 +14,7 @@ from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity import accounts
 from pawmanity.identity.actor import Actor
-from pawmanity.identity.models import User
+from pawmanity.identity.models import TotpFactor, User
 from pawmanity.pharmacy import pharmacies, stock
 from pawmanity.pharmacy.models import Pharmacy
 from pawmanity.scheduling.models import AvailabilityRule, DoctorProfile, DoctorSpecies
@@ -44,6 +44,10 @@ DEMO_ACCOUNTS = (
     ("anna.pharmacist@example.com", "Anna Schulz", "patient", None),
     ("james.pharmacist@example.com", "James Park", "patient", None),
 )
+
+# Accounts that sign in with MFA, and their (published, demo-only) TOTP secrets: add one to an authenticator app, or
+# `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`.
+DEMO_MFA = {"dr.haddad@riverside.example": "PAWMANITYDEMOTOTPSECRETFORDRHADD"}
 
 # name, address, (lat, lon), staff email, {medicine index: (units, reorder point)}
 DEMO_PHARMACIES = (
@@ -102,12 +106,16 @@ def load(*, actor):
         user = accounts.register(email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, actor=actor)
         if doctor:
             _add_doctor_profile(user, *doctor, actor=actor)
+        if email in DEMO_MFA:
+            db.session.add(TotpFactor(user_id=user.id, secret=DEMO_MFA[email], confirmed_at=utcnow()))
+            db.session.commit()
         for data in DEMO_PATIENTS.get(email, ()):
             patients.create_patient(Actor(user_id=user.id, role=user.role, ip=actor.ip), dict(data))
         lines.append(f"created  {role:8} {email}")
     lines += _load_pharmacies(actor)
     lines += _load_vitals(actor)
     lines.append(f"demo password for every account: {DEMO_PASSWORD}")
+    lines += [f"{email} signs in with MFA; its demo TOTP secret: {secret}" for email, secret in DEMO_MFA.items()]
     return lines
 
 

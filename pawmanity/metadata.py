@@ -11,6 +11,7 @@ import pawmanity.core.idempotency  # noqa: F401  (idempotency keys)
 import pawmanity.identity.models  # noqa: F401
 import pawmanity.notifications.models  # noqa: F401
 import pawmanity.pharmacy.models  # noqa: F401
+import pawmanity.privacy.models  # noqa: F401
 import pawmanity.scheduling.models  # noqa: F401
 import pawmanity.sync.models  # noqa: F401
 import pawmanity.triage.models  # noqa: F401

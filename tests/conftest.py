@@ -273,6 +273,7 @@ def server_env(database_url, tmp_path):
         PAWMANITY_ARGON2_MEMORY_KIB="1024",
         PAWMANITY_ARGON2_TIME_COST="1",
         REDIS_KEY_PREFIX=f"pawmanity-server-test:{os.getpid()}:",
+        PAWMANITY_MFA_REQUIRED="false",  # doctors sign in with a password alone here; MFA has its own tests
     )
     env.pop("MONGO_URI", None)
     if REDIS_URL:

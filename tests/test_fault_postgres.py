@@ -83,6 +83,7 @@ def server_env_for(tmp_path):
             PAWMANITY_LOGIN_RATE_LIMIT="10000 per minute",
             PAWMANITY_REGISTER_RATE_LIMIT="10000 per minute",  # every writer signs up from 127.0.0.1
             PAWMANITY_DEPENDENCY_RETRY_AFTER_SECONDS="1",
+            PAWMANITY_MFA_REQUIRED="false",
             **extra,
         )
         return env

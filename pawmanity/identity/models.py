@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, String, Uuid
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
@@ -72,3 +72,29 @@ class RevokedToken(db.Model):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class TotpFactor(db.Model):
+    """A user's TOTP authenticator (RFC 6238): the shared secret, when it was confirmed with a first code, and the
+    last time-step a code was accepted for (a code is good once: nothing at or before that step is accepted again).
+
+    `secret` (base32) is the one column here that must be stored encrypted: whoever reads it can make codes."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(IdMixin, db.Model):
+    """A single-use recovery code, hashed like a password (argon2id); ten are issued when MFA is turned on."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    code_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

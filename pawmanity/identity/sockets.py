@@ -21,8 +21,9 @@ from marshmallow import ValidationError
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
 from pawmanity.core.live import user_room
+from pawmanity.core.observability import note_activity
 from pawmanity.core.schemas import text_problem
-from pawmanity.identity import tokens
+from pawmanity.identity import mfa, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
 
@@ -44,6 +45,9 @@ def authenticate_socket(auth):
         raise ConnectionRefusedError({"code": "token_revoked", "detail": "The token has been revoked."})
     if user is None or not user.active:
         raise ConnectionRefusedError({"code": "account_inactive", "detail": "This account cannot connect."})
+    if mfa.second_factor_missing(user, claims):
+        raise ConnectionRefusedError({"code": "mfa_enrolment_required",
+                                      "detail": "Your role must sign in with MFA; enrol an authenticator first."})
     return user, claims
 
 
@@ -90,6 +94,14 @@ class AuthenticatedNamespace(Namespace):
         session["claims"] = _socket_claims(claims)
         _open_sockets[(request.sid, self.namespace)] = session["claims"]
         return {"ok": True, "expires_at": claims["exp"]}
+
+    def on_ping(self, data=None):
+        """Answer at once, so a client can measure its round trip through this worker's event loop."""
+        return {"pong": data}
+
+    def trigger_event(self, event, *args):
+        note_activity(f"socket {self.namespace} {event}")
+        return super().trigger_event(event, *args)
 
     @staticmethod
     def current_user_id():

@@ -20,6 +20,7 @@
       const tokens = await api("/auth/login", {
         method: "POST", body: JSON.stringify({ email: $("email").value, password: $("password").value }) });
       state.token = tokens.access_token;
+      window.dispatchEvent(new CustomEvent("pawmanity:signed-in", { detail: { token: state.token } }));  // push.js
       state.me = await api("/auth/me");
       $("who").textContent = state.me.full_name;
       $("login").hidden = true;

@@ -1,7 +1,7 @@
 """sync: the change log (filled by triggers on every synced table), pull cursors and the purge watermark
 
-Revision ID: 0018_sync
-Revises: 0017_webhooks
+Revision ID: 0020_sync
+Revises: 0019_push_and_mfa
 Create Date: 2026-11-30 19:00:00
 
 """
@@ -13,8 +13,8 @@ from pawmanity.sync import capture
 
 
 # revision identifiers, used by Alembic.
-revision = '0018_sync'
-down_revision = '0017_webhooks'
+revision = '0020_sync'
+down_revision = '0019_push_and_mfa'
 branch_labels = None
 depends_on = None
 
