@@ -173,6 +173,19 @@ class TestPull:
             assert {("medical_records", "D"), ("vital_observations", "D"), ("patients", "D")} <= set(logged)
         assert not ids(pull(client, family["b"]), "patients", "deleted")  # a full sync has no deletions
 
+    def test_an_erasure_by_the_privacy_plugin_reaches_the_device(self, client, family, gen_user, auth):
+        rex = family["rex"]
+        record, reading, rex_id = str(add_record(rex).id), str(add_reading(rex).id), str(rex.id)
+        first = pull(client, family["a"])
+        erased = client.post(f"/api/v1/erasures/patients/{rex_id}", headers=auth(gen_user(role="admin")),
+                             json={"reason": "the guardian's written request"})
+        assert erased.status_code == 200, erased.get_data(as_text=True)
+        db.session.expunge_all()
+        second = pull(client, family["a"], first["cursor"])
+        assert ids(second, "patients", "deleted") == {rex_id}
+        assert ids(second, "medical_records", "deleted") == {record}
+        assert ids(second, "vitals", "deleted") == {reading}
+
     def test_losing_access_sends_ids_and_gaining_it_sends_the_rows(self, client, family):
         rex, bob = family["rex"], family["bob"]
         record, reading = add_record(rex), add_reading(rex)
