@@ -19,6 +19,7 @@ from pawmanity.core.encryption import tasks as encryption_tasks
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.privacy import archive, erasure
+from pawmanity.sync import retention as sync_retention
 from pawmanity.triage import classifier, diagnoses, evaluation
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -220,9 +221,19 @@ def _echo_key_status():
                    f"{line['skipped']} undecryptable)")
 
 
+sync_cli = AppGroup("sync", help="Offline sync for mobile apps.")
+
+
+@sync_cli.command("purge")
+def sync_purge():
+    """Delete change-log rows (tombstones) and cursors older than PAWMANITY_SYNC_TOMBSTONE_DAYS."""
+    changes, cursors = sync_retention.purge()
+    click.echo(f"purged {changes} change-log rows and {cursors} cursors")
+
+
 def register_commands(app):
     for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
-                    ai_cli, privacy_cli, keys_cli):
+                    ai_cli, privacy_cli, keys_cli, sync_cli):
         app.cli.add_command(command)
     for command in app.cli.commands.values():  # ours and flask-migrate's `db`
         _report_unreachable_database_in_one_line(command, app.config["SQLALCHEMY_DATABASE_URI"])
