@@ -398,3 +398,14 @@ def test_concurrent_batches_of_one_patient_keep_the_rollups_exact(make_app, gen_
     with app.app_context():
         assert rows() == 960
         assert_rollups_match_the_readings()
+
+
+def test_series_points_are_written_exactly_as_their_schema_would():
+    from blueprints.vitals.schemas import BucketOut, SeriesOut
+
+    start = utcnow().replace(minute=0, second=0, microsecond=0)
+    points = [{"start": start + timedelta(hours=n), "min": 60 + n, "max": 90.5, "mean": 75.1234, "count": 60 - n}
+              for n in range(3)]
+    dumped = SeriesOut().dump({"patient_id": "p", "measurement": "heart_rate", "loinc": "8867-4", "unit": "/min",
+                               "bucket": "1h", "points": points})
+    assert dumped["points"] == BucketOut(many=True).dump(points) and dumped["points"][1]["start"].endswith("Z")
