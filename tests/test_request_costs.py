@@ -25,7 +25,16 @@ from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity.actor import Actor
 from pawmanity.notifications.models import Notification
-from pawmanity.pharmacy.models import Medicine, Prescription
+from pawmanity.pharmacy.models import (
+    Medicine,
+    Pharmacy,
+    PharmacyStaff,
+    Prescription,
+    Reservation,
+    StockItem,
+    StockLot,
+    StockMovement,
+)
 from pawmanity.scheduling.models import TimeOff
 from pawmanity.vitals.models import Alert, AlertRule, Device, Observation
 from tests.support import iso, next_slot
@@ -43,12 +52,6 @@ NOT_COUNTED = {
     "vitals_query_series": "aggregated buckets computed by the database in one query",
     "doctors_get_my_profile": "one profile, not a list",
     # Not yet given a scene (issue 15 follow-up).
-    "pharmacies_search_pharmacies": "scene to do",
-    "pharmacies_my_pharmacies": "scene to do",
-    "pharmacies_list_staff": "scene to do",
-    "pharmacies_list_stock": "scene to do",
-    "pharmacies_list_movements": "scene to do",
-    "pharmacies_pharmacy_reservations": "scene to do",
     "webhooks_list_endpoints": "scene to do",
     "webhooks_list_deliveries": "scene to do",
     "exports_list_exports": "scene to do",
@@ -263,6 +266,90 @@ def _alerts(make, n):
     return make.auth(owner), "/api/v1/vitals/alerts", {"patient_id": str(dog.id)}
 
 
+def _pharmacy(name="Pharmacy"):
+    pharmacy = Pharmacy(name=f"{name} {uuid.uuid4().hex[:6]}", address="1 Main Street", latitude=48.85,
+                        longitude=2.35)
+    db.session.add(pharmacy)
+    db.session.flush()
+    return pharmacy
+
+
+def _medicine():
+    medicine = Medicine(name=f"Medicine {uuid.uuid4().hex[:6]}", strength="10 mg", form="tablet")
+    db.session.add(medicine)
+    db.session.flush()
+    return medicine
+
+
+def _pharmacist(make, pharmacy):
+    user = make.user()
+    db.session.add(PharmacyStaff(pharmacy_id=pharmacy.id, user_id=user.id))
+    return user
+
+
+def _search_pharmacies(make, n):
+    """Pharmacies where a fresh medicine is available, each with its stock."""
+    medicine = _medicine()
+    for _ in range(n):
+        db.session.add(StockItem(pharmacy_id=_pharmacy().id, medicine_id=medicine.id, on_hand=10))
+    return make.auth(make.user()), "/api/v1/pharmacies", {"medicine": str(medicine.id)}
+
+
+def _my_pharmacies(make, n):
+    user = make.user()
+    db.session.add_all(PharmacyStaff(pharmacy_id=_pharmacy().id, user_id=user.id) for _ in range(n))
+    return make.auth(user), "/api/v1/pharmacies/mine", {}
+
+
+def _staff(make, n):
+    pharmacy = _pharmacy()
+    staff = [_pharmacist(make, pharmacy) for _ in range(n)]
+    return make.auth(staff[0]), f"/api/v1/pharmacies/{pharmacy.id}/staff", {}
+
+
+def _stock(make, n):
+    """N medicines in stock, each with a lot."""
+    pharmacy = _pharmacy()
+    user = _pharmacist(make, pharmacy)
+    for number in range(n):
+        item = StockItem(pharmacy_id=pharmacy.id, medicine_id=_medicine().id, on_hand=10)
+        db.session.add(item)
+        db.session.flush()
+        db.session.add(StockLot(stock_item_id=item.id, lot_number=f"L{number}",
+                                expires_on=(utcnow() + timedelta(days=90)).date(), remaining=10))
+    return make.auth(user), f"/api/v1/pharmacies/{pharmacy.id}/stock", {}
+
+
+def _movements(make, n):
+    pharmacy = _pharmacy()
+    user = _pharmacist(make, pharmacy)
+    item = StockItem(pharmacy_id=pharmacy.id, medicine_id=_medicine().id, on_hand=n)
+    db.session.add(item)
+    db.session.flush()
+    db.session.add_all(StockMovement(pharmacy_id=pharmacy.id, stock_item_id=item.id, kind="receive", on_hand_delta=1,
+                                     idempotency_key=f"receive-{number}", actor_id=user.id) for number in range(n))
+    return make.auth(user), f"/api/v1/pharmacies/{pharmacy.id}/stock/movements", {}
+
+
+def _reservations(make, n):
+    """N prescriptions of one patient, each reserved at the pharmacy."""
+    pharmacy = _pharmacy()
+    user = _pharmacist(make, pharmacy)
+    owner = make.user()
+    dog = make.patient(owner)
+    medicine = _medicine()
+    item = StockItem(pharmacy_id=pharmacy.id, medicine_id=medicine.id, on_hand=n, reserved=n)
+    db.session.add(item)
+    db.session.flush()
+    for number in range(n):
+        prescription = Prescription(patient_id=dog.id, medicine_id=medicine.id, medication=medicine.name)
+        db.session.add(prescription)
+        db.session.flush()
+        db.session.add(Reservation(prescription_id=prescription.id, pharmacy_id=pharmacy.id, stock_item_id=item.id,
+                                   quantity=1, expires_at=utcnow() + timedelta(days=2), created_by=owner.id))
+    return make.auth(user), f"/api/v1/pharmacies/{pharmacy.id}/reservations", {}
+
+
 SIZED_SCENES = {
     "patients_list_guardians": _guardians,
     "patients_list_record_versions": _record_versions,
@@ -271,6 +358,12 @@ SIZED_SCENES = {
     "vitals_list_devices": _devices,
     "vitals_list_rules": _alert_rules,
     "vitals_list_alerts": _alerts,
+    "pharmacies_search_pharmacies": _search_pharmacies,
+    "pharmacies_my_pharmacies": _my_pharmacies,
+    "pharmacies_list_staff": _staff,
+    "pharmacies_list_stock": _stock,
+    "pharmacies_list_movements": _movements,
+    "pharmacies_pharmacy_reservations": _reservations,
 }
 
 
