@@ -24,7 +24,7 @@ from pawmanity.conversations.models import Consultation, Message, VideoSession
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity.actor import Actor
-from pawmanity.notifications.models import Notification
+from pawmanity.notifications.models import Notification, PushSubscription
 from pawmanity.pharmacy.models import (
     Medicine,
     Pharmacy,
@@ -35,8 +35,10 @@ from pawmanity.pharmacy.models import (
     StockLot,
     StockMovement,
 )
+from pawmanity.privacy.models import DataExport, Erasure
 from pawmanity.scheduling.models import TimeOff
 from pawmanity.vitals.models import Alert, AlertRule, Device, Observation
+from pawmanity.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from tests.support import iso, next_slot
 
 N = 20
@@ -51,12 +53,6 @@ NOT_COUNTED = {
     "doctors_free_slots": "computed from availability rules: one doctor, its rules and its appointments",
     "vitals_query_series": "aggregated buckets computed by the database in one query",
     "doctors_get_my_profile": "one profile, not a list",
-    # Not yet given a scene (issue 15 follow-up).
-    "webhooks_list_endpoints": "scene to do",
-    "webhooks_list_deliveries": "scene to do",
-    "exports_list_exports": "scene to do",
-    "erasures_list_erasures": "scene to do",
-    "notifications_list_push_subscriptions": "scene to do",
 }
 
 # operationId -> (who reads, path, query) over the scene; path and query are formatted with the scene's ids.
@@ -350,6 +346,59 @@ def _reservations(make, n):
     return make.auth(user), f"/api/v1/pharmacies/{pharmacy.id}/reservations", {}
 
 
+
+def _endpoint():
+    endpoint = WebhookEndpoint(url=f"https://hooks.example.com/{uuid.uuid4().hex}", events=["appointment.booked"],
+                               secret=uuid.uuid4().hex)
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
+
+
+def _webhook_endpoints(make, n):
+    """Every endpoint: the 1 of the first scene and the N of the second make N + 1, read a page of N."""
+    for _ in range(n):
+        _endpoint()
+    return make.auth(make.user(role="admin")), "/api/v1/admin/webhooks", {}
+
+
+def _webhook_deliveries(make, n):
+    """N deliveries of one endpoint, each of its own message and with a failed attempt in its log."""
+    endpoint = _endpoint()
+    for number in range(n):
+        message = WebhookMessage(id=f"msg_{uuid.uuid4().hex}", event_type="appointment.booked",
+                                 payload={"number": number})
+        db.session.add(message)
+        db.session.flush()
+        delivery = WebhookDelivery(endpoint_id=endpoint.id, message_id=message.id, status="pending", attempts=1,
+                                   last_status_code=500)
+        db.session.add(delivery)
+        db.session.flush()
+        db.session.add(WebhookAttempt(delivery_id=delivery.id, status_code=500, duration_ms=12))
+    return make.auth(make.user(role="admin")), f"/api/v1/admin/webhooks/{endpoint.id}/deliveries", {}
+
+
+def _exports(make, n):
+    owner = make.user()
+    db.session.add_all(DataExport(owner_id=owner.id, subject_type="user", subject_id=owner.id) for _ in range(n))
+    return make.auth(owner), "/api/v1/exports", {}
+
+
+def _erasures(make, n):
+    """The whole log: the 1 of the first scene and the N of the second make N + 1, read a page of N."""
+    admin = make.user(role="admin")
+    db.session.add_all(Erasure(subject_type="user", subject_id=uuid.uuid4(), requested_by=admin.id,
+                               requested_by_role="admin", actions={"users": {"pseudonymised": 1}}) for _ in range(n))
+    return make.auth(admin), "/api/v1/erasures", {}
+
+
+def _push_subscriptions(make, n):
+    user = make.user()
+    db.session.add_all(PushSubscription(user_id=user.id, endpoint=f"https://push.example.com/{uuid.uuid4().hex}",
+                                        p256dh="B" * 87, auth="A" * 22) for _ in range(n))
+    return make.auth(user), "/api/v1/notifications/push/subscriptions", {}
+
+
 SIZED_SCENES = {
     "patients_list_guardians": _guardians,
     "patients_list_record_versions": _record_versions,
@@ -364,6 +413,11 @@ SIZED_SCENES = {
     "pharmacies_list_stock": _stock,
     "pharmacies_list_movements": _movements,
     "pharmacies_pharmacy_reservations": _reservations,
+    "webhooks_list_endpoints": _webhook_endpoints,
+    "webhooks_list_deliveries": _webhook_deliveries,
+    "exports_list_exports": _exports,
+    "erasures_list_erasures": _erasures,
+    "notifications_list_push_subscriptions": _push_subscriptions,
 }
 
 
