@@ -3,9 +3,10 @@ a counted handful, an authenticated request one JWT decode.
 
 The list operations are read from the served OpenAPI document (every GET whose 200 body is a `{"items": [...]}`
 envelope or an array), so a new list endpoint fails `test_every_list_operation_is_counted` until it is given a scene
-here (or, knowingly, a place in NOT_COUNTED). Each counted list is read with per_page=1 and per_page=20 over a scene
-that holds at least 20 of its items; the statements the request sends (SQLAlchemy's `before_cursor_execute`) must be
-the same number.
+here (or, knowingly, a place in NOT_COUNTED). A list in SCENES is read with per_page=1 and per_page=20 over a shared
+scene that holds at least 20 of its items; a list in SIZED_SCENES (those under one parent, and the unpaginated arrays
+that per_page cannot shorten) over two scenes of its own, one with 1 item and one with 20. The statements the request
+sends (SQLAlchemy's `before_cursor_execute`) must be the same number.
 """
 
 import uuid
