@@ -545,7 +545,9 @@ def test_the_demo_data_syncs(app, client):
     first = pull(client, headers)
     pets = {pet["name"]: pet for pet in first["changes"]["patients"]["created"]}
     assert "Biscuit" in pets
-    assert len(first["changes"]["vitals"]["created"]) == 24 * 60  # a day of his collar's heart rate
+    readings = first["changes"]["vitals"]["created"]
+    assert sum(r["measurement"] == "heart_rate" for r in readings) == 24 * 60  # a day of his collar's heart rate
+    assert {r["measurement"] for r in readings} == {"heart_rate", "body_weight"}  # weights are vitals too
     record = client.post(f"/api/v1/patients/{pets['Biscuit']['id']}/records", headers=headers, json={
         "kind": "note", "title": "Ate well", "recorded_at": iso(utcnow())})
     assert record.status_code == 201, record.get_data(as_text=True)
