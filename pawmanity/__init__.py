@@ -2,6 +2,7 @@
 
 import logging
 import os
+import uuid
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -194,3 +195,18 @@ def register_request_hooks(app):
     app.before_request(require_json_bodies)
     app.after_request(locate_created)
     register_security_headers(app)
+
+
+def warm_up(app):
+    """Do once, at a server worker's start, what the first requests would otherwise do while holding the event loop:
+    read the common-password list, load the e-mail normaliser's tables, open the cipher with the field keys."""
+    from pawmanity.core.encryption import fields
+    from pawmanity.identity import email_addresses, passwords
+
+    with app.app_context():
+        passwords.common_passwords()
+        email_addresses.email_skeleton(email_addresses.normalize_email("warm.up@example.com"))
+        row_id = uuid.uuid4()
+        sealed = fields.encrypt_value("warm up", table="warm_up", column="value", row_id=row_id)
+        fields.decrypt_value(sealed, table="warm_up", column="value", row_id=row_id)
+        fields.blind_index("warm_up", "value", "warm up")
