@@ -15,8 +15,9 @@ from flask import current_app, g, request, session
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_socketio import Namespace, disconnect, emit, join_room
-from jwt import PyJWTError
+from jwt import ExpiredSignatureError, PyJWTError
 from marshmallow import ValidationError
+from socketio.exceptions import ConnectionRefusedError as SocketIORefusal
 
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
@@ -27,23 +28,44 @@ from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
 
 
+# Why a connect (or a `reauth`) is refused: the `code` of the problem the client receives.
+REFUSAL_CODES = {
+    "missing_token": "Connect with auth: {token: <access token>}.",
+    "invalid_token": "The token is not a valid access token.",
+    "token_expired": "The access token has expired; get a fresh one from POST /api/v1/auth/refresh.",
+    "token_revoked": "The token has been revoked.",
+    "account_inactive": "This account cannot connect.",
+}
+
+
+class ConnectionRefused(SocketIORefusal):
+    """A refused connect that tells the client why. Socket.IO sends the client a `connect_error` whose `message`
+    is the code and whose `data` is the problem: {status: 401, code, detail}. (Python's built-in
+    ConnectionRefusedError reaches the client as an empty error: the reason was lost.)"""
+
+    def __init__(self, code, detail=None):
+        self.problem = {"status": 401, "code": code, "detail": detail or REFUSAL_CODES[code]}
+        super().__init__(code, self.problem)
+
+
 def authenticate_socket(auth):
-    """The user behind `auth: {token}`, or ConnectionRefusedError (which Socket.IO turns into a refused connect)."""
+    """The user behind `auth: {token}`, or ConnectionRefused with the reason."""
     token = auth.get("token") if isinstance(auth, dict) else None
     if not isinstance(token, str) or not token:
-        raise ConnectionRefusedError({"code": "missing_token", "detail": "Connect with auth: {token: <access token>}."})
+        raise ConnectionRefused("missing_token")
     try:
         claims = decode_token(token)
+    except ExpiredSignatureError:
+        raise ConnectionRefused("token_expired") from None
     except (PyJWTError, JWTExtendedException):
-        raise ConnectionRefusedError({"code": "invalid_token", "detail": "The token is not valid or has expired."}) \
-            from None
+        raise ConnectionRefused("invalid_token") from None
     if claims.get("type") != "access":
-        raise ConnectionRefusedError({"code": "invalid_token", "detail": "Use an access token."})
+        raise ConnectionRefused("invalid_token", "Use an access token, not a refresh token.")
     user, revoked = tokens.user_and_revocation(claims)  # the same single lookup REST requests make
     if revoked:
-        raise ConnectionRefusedError({"code": "token_revoked", "detail": "The token has been revoked."})
+        raise ConnectionRefused("token_revoked")
     if user is None or not user.active:
-        raise ConnectionRefusedError({"code": "account_inactive", "detail": "This account cannot connect."})
+        raise ConnectionRefused("account_inactive")
     return user, claims
 
 
@@ -81,9 +103,8 @@ class AuthenticatedNamespace(Namespace):
         Accepted even when the old token has just expired (the socket has not been swept yet)."""
         try:
             user, claims = authenticate_socket(data)
-        except ConnectionRefusedError as refused:
-            reason = refused.args[0] if refused.args else {}
-            return {"error": {"status": 401, **reason}}
+        except ConnectionRefused as refused:
+            return {"error": refused.problem}
         if str(user.id) != session.get("user_id"):
             return {"error": {"status": 403, "code": "other_account",
                               "detail": "Re-authenticate with a token of the account that opened this socket."}}
