@@ -90,3 +90,41 @@ class BreakGlassIn(Schema):
 class BreakGlassOut(Schema):
     consultation = fields.Nested(ConsultationOut, required=True)
     messages = fields.List(fields.Nested(MessageOut), required=True)
+
+
+# /chat events: acknowledgements and what the server sends (the AsyncAPI document's payloads).
+class ChatJoinAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    active = fields.Boolean(required=True)
+    message_count = fields.Integer(required=True)
+
+
+class ChatOkAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+
+
+class ChatMessageAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    created = fields.Boolean(required=True, metadata={"description": "false: already stored under this client_id"})
+    message = fields.Nested(MessageOut, required=True)
+
+
+class ChatReadAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    seq = fields.Integer(required=True, metadata={"description": "Read up to this message sequence number"})
+
+
+class TypingEvent(Schema):
+    consultation_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+
+
+class ReadEvent(Schema):
+    consultation_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    message_id = fields.String(required=True)
+    seq = fields.Integer(required=True)
+
+
+class ConsultationEndedEvent(Schema):
+    consultation_id = fields.String(required=True)

@@ -1,16 +1,16 @@
 """In-app notifications (listed, marked read, pushed live on /notifications) and per-channel preferences."""
 
-from pawmanity.core.extensions import api, socketio
+from pawmanity.core.extensions import api
+from pawmanity.core.live import register_namespace
 from pawmanity.core.plugins import Plugin
-from pawmanity.identity.sockets import AuthenticatedNamespace
 
 
 def register(app):
+    from blueprints.notifications.events import NotificationsNamespace
     from blueprints.notifications.routes import blp
 
     api.register_blueprint(blp)
-    # Connecting is all a client does here: it joins its own user room and receives `notification` events.
-    socketio.on_namespace(AuthenticatedNamespace("/notifications"))
+    register_namespace(app, NotificationsNamespace("/notifications"))
 
 
 plugin = Plugin(name="notifications", register=register, requires=("auth",))

@@ -55,3 +55,30 @@ class SignalIn(Schema):
 
 class VideoListQuery(PageQuery):
     pass
+
+
+# /video events: acknowledgements and what the server sends (the AsyncAPI document's payloads).
+class VideoJoinAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    session_id = fields.String(required=True)
+
+
+class VideoOkAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+
+
+class PeerEvent(Schema):
+    session_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+
+
+class SignalEvent(Schema):
+    session_id = fields.String(required=True)
+    sender = fields.String(required=True, data_key="from", metadata={"description": "The sender's user id"})
+    type = fields.String(required=True, validate=validate.OneOf(("offer", "answer", "ice")))
+    data = fields.Dict(required=True, metadata={"description": "An RTCSessionDescription (offer, answer) or an "
+                                                               "RTCIceCandidate (ice), as JSON"})
+
+
+class VideoEndedEvent(Schema):
+    session_id = fields.String(required=True)

@@ -16,17 +16,16 @@ from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_socketio import Namespace, disconnect, emit, join_room
 from jwt import ExpiredSignatureError, PyJWTError
-from marshmallow import ValidationError
+from marshmallow import INCLUDE, ValidationError, fields, validate
 from socketio.exceptions import ConnectionRefusedError as SocketIORefusal
 
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
-from pawmanity.core.live import user_room
-from pawmanity.core.schemas import text_problem
+from pawmanity.core.live import ClientEvent, ServerEvent, user_room
+from pawmanity.core.schemas import Schema, text_problem
 from pawmanity.identity import tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
-
 
 # Why a connect (or a `reauth`) is refused: the `code` of the problem the client receives.
 REFUSAL_CODES = {
@@ -46,6 +45,47 @@ class ConnectionRefused(SocketIORefusal):
     def __init__(self, code, detail=None):
         self.problem = {"status": 401, "code": code, "detail": detail or REFUSAL_CODES[code]}
         super().__init__(code, self.problem)
+
+
+class SocketProblem(Schema):
+    """What went wrong, as in a REST problem body: the same codes."""
+
+    class Meta:
+        unknown = INCLUDE  # problems may carry extension members (retry_after, limit...)
+
+    status = fields.Integer(required=True)
+    code = fields.String(required=True, metadata={"description": "Stable machine-readable code, e.g. not_found"})
+    detail = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "Validation messages per field (422 only)"})
+
+
+class ErrorAck(Schema):
+    error = fields.Nested(SocketProblem, required=True)
+
+
+class RefusalProblem(Schema):
+    status = fields.Integer(required=True, validate=validate.OneOf((401,)))
+    code = fields.String(required=True, validate=validate.OneOf(tuple(REFUSAL_CODES)))
+    detail = fields.String(required=True)
+
+
+class ConnectRefusal(Schema):
+    message = fields.String(required=True, validate=validate.OneOf(tuple(REFUSAL_CODES)),
+                            metadata={"description": "The reason's code"})
+    data = fields.Nested(RefusalProblem, required=True)
+
+
+class ReauthIn(Schema):
+    token = fields.String(required=True, metadata={"description": "A fresh access token of the same account"})
+
+
+class ReauthAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    expires_at = fields.Integer(required=True, metadata={"description": "When the new token expires (Unix time)"})
+
+
+class SessionEnded(Schema):
+    code = fields.String(required=True, validate=validate.OneOf(("token_expired", "token_revoked")))
 
 
 def authenticate_socket(auth):
@@ -84,7 +124,25 @@ _open_sockets = {}
 
 
 class AuthenticatedNamespace(Namespace):
-    """Refuses connections without a valid access token; puts each socket in its user's room."""
+    """Refuses connections without a valid access token; puts each socket in its user's room.
+
+    `client_events` and `server_events` describe the namespace's events for its AsyncAPI document; subclasses add
+    their own (pawmanity.core.asyncapi merges them along the class hierarchy)."""
+
+    channel_description = "The default namespace: a connection checks its token and does nothing more."
+    error_ack = ErrorAck
+    client_events = {
+        "reauth": ClientEvent(ReauthIn, ReauthAck, "Carry this socket over to a fresh access token of the same "
+                                                   "account, before the one it connected with expires."),
+    }
+    server_events = {
+        "connect_error": ServerEvent(ConnectRefusal, "The connect was refused (Socket.IO's own event): the token "
+                                                     "is missing, invalid, expired or revoked, or the account "
+                                                     "inactive."),
+        "session_ended": ServerEvent(SessionEnded, "The socket's token expired (no `reauth` in time) or its "
+                                                   "session was revoked; the socket is closed next."),
+        "error": ServerEvent(SocketProblem, "A rate limit was met (also in the acknowledgement)."),
+    }
 
     def on_connect(self, auth=None):
         user, claims = authenticate_socket(auth)
