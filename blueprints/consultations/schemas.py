@@ -15,6 +15,11 @@ class ConsultationOut(Schema):
     appointment_id = fields.String(required=True)
     doctor_id = fields.String(required=True)
     patient_id = fields.String(required=True)
+    # Who the conversation is about and with, so a client can say so without two more requests.
+    patient_name = fields.String(required=True, attribute="patient.name")
+    doctor_name = fields.String(required=True, attribute="doctor.user.full_name")
+    doctor_user_id = fields.String(required=True, attribute="doctor.user_id",
+                                   metadata={"description": "The doctor's user id (a message's sender_id)"})
     active = fields.Boolean(required=True)
     started_at = UTCDateTime(required=True)
     ended_at = UTCDateTime(allow_none=True)

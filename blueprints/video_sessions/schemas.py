@@ -19,6 +19,11 @@ class VideoSessionOut(Schema):
     room = fields.String(required=True)
     status = fields.String(required=True)
     provider = fields.String(required=True)
+    # The appointment it belongs to, so a client can list sessions by what they are.
+    starts_at = UTCDateTime(required=True, attribute="appointment.start_at")
+    ends_at = UTCDateTime(required=True, attribute="appointment.end_at")
+    patient_name = fields.String(required=True, attribute="appointment.patient.name")
+    doctor_name = fields.String(required=True, attribute="appointment.doctor.user.full_name")
     created_at = UTCDateTime(required=True)
     first_joined_at = UTCDateTime(allow_none=True)
     ended_at = UTCDateTime(allow_none=True)
