@@ -126,24 +126,39 @@
     });
   }
 
+  // An offer that got nowhere (lost, or sent before the patient was listening) is made again.
+  const OFFER_RETRY_MS = 15000;
+
   async function offer() {
     call.generation = (call.generation || 0) + 1;
     const pc = newPeerConnection(call.generation);
-    const description = await pc.createOffer();
-    if (call.pc !== pc) return;  // a newer offer replaced this one meanwhile
-    await pc.setLocalDescription(description);
-    signal("offer", { type: description.type, sdp: description.sdp, generation: pc.generation });
+    clearTimeout(call.retryTimer);
+    call.retryTimer = setTimeout(() => {
+      if (call.socket && call.pc === pc && ["new", "failed"].includes(pc.connectionState)) offer();
+    }, OFFER_RETRY_MS);
+    try {
+      const description = await pc.createOffer();
+      if (call.pc !== pc) return;  // a newer offer replaced this one meanwhile
+      await pc.setLocalDescription(description);
+      signal("offer", { type: description.type, sdp: description.sdp, generation: pc.generation });
+    } catch (error) {
+      if (call.pc === pc) showError("Could not start the call: " + error.message);
+    }
   }
 
   async function onSignal(message) {
     const data = message.data;
     if (message.type === "offer") {
       const pc = newPeerConnection(data.generation);
-      await pc.setRemoteDescription({ type: data.type, sdp: data.sdp });
-      const answer = await pc.createAnswer();
-      if (call.pc !== pc) return;
-      await pc.setLocalDescription(answer);
-      signal("answer", { type: answer.type, sdp: answer.sdp, generation: pc.generation });
+      try {
+        await pc.setRemoteDescription({ type: data.type, sdp: data.sdp });
+        const answer = await pc.createAnswer();
+        if (call.pc !== pc) return;
+        await pc.setLocalDescription(answer);
+        signal("answer", { type: answer.type, sdp: answer.sdp, generation: pc.generation });
+      } catch (error) {
+        if (call.pc === pc) showError("Could not answer the call: " + error.message);
+      }
     } else if (message.type === "answer" && call.pc && call.pc.generation === data.generation
                && call.pc.signalingState === "have-local-offer") {
       await call.pc.setRemoteDescription({ type: data.type, sdp: data.sdp });
@@ -155,6 +170,7 @@
 
   // Back to the list: the peer connection, the socket (the other side hears `peer_left`) and the camera go.
   function leave() {
+    clearTimeout(call.retryTimer);
     if (call.pc) { call.pc.close(); call.pc = null; }
     if (call.socket) {
       session.sockets = session.sockets.filter((socket) => socket !== call.socket);
