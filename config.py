@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "blueprints.vitals",
     "blueprints.fhir",
     "blueprints.webhooks",
+    "blueprints.privacy",
 )
 
 
@@ -67,6 +68,13 @@ class Config:
     PLUGINS = _env_list("PAWMANITY_PLUGINS", DEFAULT_PLUGINS)
     ASYNC_MODE = os.environ.get("PAWMANITY_ASYNC_MODE", "gevent")
     TRUSTED_PROXIES = _env_int("PAWMANITY_TRUSTED_PROXIES", 0)
+    # Field-level encryption of identifiers (pawmanity/core/encryption/fields.py): keys from the environment or a key
+    # file, never the database. Without either, development and tests generate instance/field-keys.json once;
+    # production refuses to start.
+    FIELD_KEYS = os.environ.get("PAWMANITY_FIELD_KEYS")
+    BLIND_INDEX_KEY = os.environ.get("PAWMANITY_BLIND_INDEX_KEY")
+    FIELD_KEY_FILE = os.environ.get("PAWMANITY_FIELD_KEY_FILE")
+    GENERATE_FIELD_KEYS = True
 
     # Relational data
     SQLALCHEMY_DATABASE_URI = database_url()
@@ -156,9 +164,9 @@ class Config:
         "task_ignore_result": True,
         # Each domain keeps its tasks in its own tasks.py; the worker imports these at start.
         "include": [
-            "pawmanity.identity.tasks", "pawmanity.notifications.tasks", "pawmanity.appointments.tasks",
-            "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
-            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks",
+            "pawmanity.core.encryption.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
+            "pawmanity.appointments.tasks", "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
+            "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.privacy.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -173,6 +181,9 @@ class Config:
             "release-expired-pharmacy-reservations": {
                 "task": "pawmanity.pharmacy.tasks.release_expired_reservations", "schedule": 60.0},
             "expire-pharmacy-lots": {"task": "pawmanity.pharmacy.tasks.expire_lots", "schedule": 3600.0},
+            "expire-data-exports": {"task": "pawmanity.privacy.tasks.expire_exports", "schedule": 900.0},
+            "purge-restricted-records": {"task": "pawmanity.privacy.tasks.purge_restricted_records",
+                                         "schedule": 24 * 3600.0},
         },
     }
 
@@ -197,6 +208,15 @@ class Config:
     # Decoded size per upload, frames x samples per pixel x rows x columns, checked from the header: 40 MP in colour.
     UPLOAD_MAX_SAMPLES = _env_int("PAWMANITY_UPLOAD_MAX_SAMPLES", 120_000_000)
     MEDIA_THREADS = _env_int("PAWMANITY_MEDIA_THREADS", 2)  # images cleaned at once, off the event loop
+    MEDIA_QUEUE = _env_int("PAWMANITY_MEDIA_QUEUE", 8)  # uploads waiting for a media thread before 503 server_busy
+    # Password hashing and other short CPU work, off the event loop (pawmanity.core.offload). One thread leaves the
+    # second core to the loop: a burst of sign-ins then costs sign-in latency, never chat latency.
+    CPU_THREADS = _env_int("PAWMANITY_CPU_THREADS", 1)
+    CPU_QUEUE = _env_int("PAWMANITY_CPU_QUEUE", 64)  # sign-ins waiting before 503 server_busy
+    # The gevent loop monitor (pawmanity.core.observability): how often it samples the loop's lag (0 turns it off)
+    # and the turn on the loop above which the greenlet and what it was serving are logged as a stall.
+    LOOP_MONITOR_INTERVAL_MS = _env_int("PAWMANITY_LOOP_MONITOR_INTERVAL_MS", 20)
+    LOOP_STALL_THRESHOLD_MS = _env_int("PAWMANITY_LOOP_STALL_THRESHOLD_MS", 30)
     UPLOAD_S3_BUCKET = os.environ.get("PAWMANITY_UPLOAD_S3_BUCKET")
     UPLOAD_S3_ENDPOINT_URL = os.environ.get("PAWMANITY_UPLOAD_S3_ENDPOINT_URL")  # MinIO, Ceph, R2...
     UPLOAD_S3_REGION = os.environ.get("PAWMANITY_UPLOAD_S3_REGION")
@@ -243,6 +263,43 @@ class Config:
     VIDEO_TURN_URLS = _env_list("PAWMANITY_TURN_URLS", ())
     VIDEO_TURN_SECRET = os.environ.get("PAWMANITY_TURN_SECRET")
     VIDEO_TURN_TTL_SECONDS = _env_int("PAWMANITY_TURN_TTL_SECONDS", 3600)
+    # PAWMANITY_VIDEO_PROVIDER=agora: calls go through Agora; tokens last this long (at most until the window ends)
+    # and the client renews them through POST /api/v1/video-sessions/{id}/renew.
+    AGORA_APP_ID = os.environ.get("PAWMANITY_AGORA_APP_ID") or None
+    AGORA_APP_CERTIFICATE = os.environ.get("PAWMANITY_AGORA_APP_CERTIFICATE") or None
+    AGORA_TOKEN_SECONDS = _env_int("PAWMANITY_AGORA_TOKEN_SECONDS", 600)
+
+    # Exports and erasure: an export archive can be downloaded this long after it is built (then it is deleted);
+    # EXPORT_DIR defaults to exports/ in the instance folder. After an erasure, clinical records are held apart
+    # (restricted) this long before they are purged: set it to the longest retention duty that applies.
+    EXPORT_DIR = os.environ.get("PAWMANITY_EXPORT_DIR") or None
+    EXPORT_HOURS = _env_int("PAWMANITY_EXPORT_HOURS", 48)
+    CLINICAL_RETENTION_DAYS = _env_int("PAWMANITY_CLINICAL_RETENTION_DAYS", 10 * 365)
+
+    # Web Push (RFC 8030/8291/8292). Browsers bind subscriptions to the VAPID public key, so every server and
+    # worker must sign with the same private key (PEM or base64url). Outside production, without one, a development
+    # pair is generated into the instance folder; production without one does not offer push.
+    VAPID_PRIVATE_KEY = os.environ.get("PAWMANITY_VAPID_PRIVATE_KEY") or None
+    VAPID_SUBJECT = os.environ.get("PAWMANITY_VAPID_SUBJECT", "mailto:no-reply@pawmanity.local")  # a contact URI
+    VAPID_GENERATE_DEV_KEY = True
+    VAPID_TOKEN_SECONDS = 12 * 3600  # RFC 8292 allows at most 24 hours
+    # Subscription endpoints are user input the worker POSTs to: only these push services (and their subdomains).
+    PUSH_SERVICE_HOSTS = _env_list("PAWMANITY_PUSH_SERVICE_HOSTS", (
+        "fcm.googleapis.com", "push.services.mozilla.com", "notify.windows.com", "push.apple.com"))
+    PUSH_ALLOW_HTTP_ENDPOINTS = False
+    PUSH_TTL_SECONDS = _env_int("PAWMANITY_PUSH_TTL_SECONDS", 24 * 3600)  # how long a push service keeps a message
+    PUSH_TIMEOUT_SECONDS = _env_int("PAWMANITY_PUSH_TIMEOUT_SECONDS", 5)
+    PUSH_MAX_SUBSCRIPTIONS_PER_USER = _env_int("PAWMANITY_PUSH_MAX_SUBSCRIPTIONS_PER_USER", 10)
+
+    # Multi-factor sign-in (TOTP, RFC 6238). When required, accounts of these roles must enrol before anything but
+    # enrolment works, and sign in with a code; anyone may enrol. Production requires it unless told otherwise.
+    MFA_REQUIRED = os.environ.get("PAWMANITY_MFA_REQUIRED", "false").lower() == "true"
+    MFA_REQUIRED_ROLES = _env_list("PAWMANITY_MFA_REQUIRED_ROLES", ("doctor", "admin"))
+    MFA_ISSUER = os.environ.get("PAWMANITY_MFA_ISSUER", "PAWMANITY")  # the name authenticator apps show
+    MFA_CHALLENGE_SECONDS = _env_int("PAWMANITY_MFA_CHALLENGE_SECONDS", 300)  # sign-in: password done, code due
+    MFA_CODE_RATE_LIMIT = os.environ.get("PAWMANITY_MFA_CODE_RATE_LIMIT", "5 per 5 minutes")  # wrong codes/account
+    # Turning MFA off, new recovery codes and password changes need a sign-in (or re-authentication) this recent.
+    REAUTH_MAX_AGE_MINUTES = _env_int("PAWMANITY_REAUTH_MAX_AGE_MINUTES", 10)
 
     # Outbound webhooks: retries with exponential backoff and full jitter, an endpoint disabled after a streak of
     # failures; only public addresses unless a network is allow-listed (an on-premise receiver, e.g. 10.0.0.0/8).
@@ -260,6 +317,9 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     REQUIRE_REAL_SECRETS = True
+    VAPID_GENERATE_DEV_KEY = False  # one key for every process: it must come from the environment
+    MFA_REQUIRED = os.environ.get("PAWMANITY_MFA_REQUIRED", "true").lower() == "true"
+    GENERATE_FIELD_KEYS = False
 
 
 class TestingConfig(Config):
@@ -275,7 +335,8 @@ class TestingConfig(Config):
     # Tests that check a limit set it low themselves; the rest must never meet one.
     REGISTER_RATE_LIMIT = "1000 per minute"
     DIAGNOSIS_RATE_LIMIT = UPLOAD_RATE_LIMIT = INVITATION_RATE_LIMIT = "1000 per minute"
-    TYPING_RATE_LIMIT = PASSWORD_CHECK_RATE_LIMIT = "1000 per minute"
+    TYPING_RATE_LIMIT = PASSWORD_CHECK_RATE_LIMIT = MFA_CODE_RATE_LIMIT = "1000 per minute"
+    PUSH_TIMEOUT_SECONDS = 2
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly

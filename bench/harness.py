@@ -4,6 +4,7 @@
 Everything here talks to 127.0.0.1 only, and drops only databases whose name contains "bench".
 """
 
+import base64
 import functools
 import json
 import os
@@ -111,6 +112,18 @@ def drop_database(url):
     maintenance_sql(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database_name(url))))
 
 
+def bench_key_file(instance_dir):
+    """Throwaway field encryption keys for the bench's server and commands (the format of
+    pawmanity/core/encryption/fields.py's key file; written here so the harness needs no app import)."""
+    path = Path(instance_dir) / "field-keys.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new_key = lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()  # noqa: E731
+        path.write_text(json.dumps({"keys": [{"id": "bench1", "key": new_key()}], "blind_index_key": new_key()}))
+        path.chmod(0o600)
+    return str(path)
+
+
 def app_environment(args, instance_dir, extra=None):
     """The environment of the server and of `flask` commands: production config on the bench database."""
     env = dict(os.environ)
@@ -126,8 +139,11 @@ def app_environment(args, instance_dir, extra=None):
         "PAWMANITY_UPLOAD_BYTES_RATE_LIMIT": "100000000000 per minute",
         "PAWMANITY_CHAT_RATE_LIMIT": "100000 per minute",
         "PAWMANITY_TYPING_RATE_LIMIT": "100000 per minute",
+        "PAWMANITY_MFA_REQUIRED": "false",  # bench doctors and admins sign in with a password alone
         "SECRET_KEY": SECRET_KEY,
         "FLASK_APP": "wsgi",
+        # Identifiers are stored encrypted; the bench's throwaway keys live with its instance directory.
+        "PAWMANITY_FIELD_KEY_FILE": bench_key_file(instance_dir),
     })
     if args.redis_url:
         env["REDIS_URL"] = args.redis_url

@@ -18,6 +18,7 @@ from pawmanity.core import (
     ratelimits,  # noqa: F401  (registers the limiter's request filter)
 )
 from pawmanity.core.api import BoundedJSONRequest, locate_created, require_json_bodies
+from pawmanity.core.encryption import fields as field_encryption
 from pawmanity.core.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.core.extensions import (
     api,
@@ -80,6 +81,10 @@ def configure(app, config_name, settings):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_secrets(app.config)
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    try:
+        field_encryption.init_app(app)
+    except field_encryption.FieldKeysMissing as error:
+        raise ConfigurationError(str(error)) from None
     if app.config["ASYNC_MODE"] not in ASYNC_MODES:
         raise ConfigurationError(f"PAWMANITY_ASYNC_MODE must be one of {ASYNC_MODES}")
     if app.config["TRUSTED_PROXIES"]:

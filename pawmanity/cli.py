@@ -12,8 +12,13 @@ from pawmanity import demo
 from pawmanity.appointments import reminders
 from pawmanity.audit import trail
 from pawmanity.conversations import messaging, video
+from pawmanity.core.database import utcnow
+from pawmanity.core.encryption import fields as field_encryption
+from pawmanity.core.encryption import rotation as key_rotation
+from pawmanity.core.encryption import tasks as encryption_tasks
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
+from pawmanity.privacy import archive, erasure
 from pawmanity.triage import classifier, diagnoses, evaluation
 
 CLI_ACTOR = Actor(role="system", ip="cli")
@@ -158,9 +163,66 @@ def ai_drain_outbox():
     click.echo(f"delivered {diagnoses.drain_outbox()} diagnosis logs")
 
 
+privacy_cli = AppGroup("privacy", help="Exports and erasure.")
+
+
+@privacy_cli.command("purge")
+def privacy_purge():
+    """Purge the restricted records of erased patients whose retention period has ended."""
+    click.echo(f"purged {erasure.purge_due()} restricted records")
+
+
+@privacy_cli.command("expire-exports")
+def privacy_expire_exports():
+    """Delete export archives whose download time is over."""
+    click.echo(f"expired {archive.expire_due()} exports")
+
+
+keys_cli = AppGroup("keys", help="Field encryption keys: generate, rotate, status.")
+
+
+@keys_cli.command("generate")
+@click.option("--id", "key_id", default=None, help="The new key's id (default: today's date, e.g. 2026-11-30).")
+def keys_generate(key_id):
+    """Print a new encryption key (put it first in PAWMANITY_FIELD_KEYS) and a blind index key (for a new
+    installation only: the blind index key does not rotate)."""
+    key_id = key_id or utcnow().date().isoformat()
+    click.echo(f"PAWMANITY_FIELD_KEYS entry:    {key_id}:{field_encryption.new_key()}")
+    click.echo(f"PAWMANITY_BLIND_INDEX_KEY:     {field_encryption.new_key()}")
+
+
+@keys_cli.command("rotate")
+@click.option("--batch-size", type=click.IntRange(1, 10000), default=500, show_default=True)
+@click.option("--wait", is_flag=True, help="Run here until done instead of in the Celery worker.")
+def keys_rotate(batch_size, wait):
+    """Re-encrypt every identifier sealed under an older key with the active (first) key; resumable."""
+    if not wait:
+        encryption_tasks.rotate_field_keys.delay(batch_size)
+        click.echo("re-encryption queued; `flask keys status` shows its progress")
+        return
+    key_rotation.rotate(batch_size=batch_size,
+                        on_batch=lambda field: click.echo(f"  {field.table}.{field.name}: a batch done"))
+    _echo_key_status()
+
+
+@keys_cli.command("status")
+def keys_status():
+    """How many stored values each encrypted field has, and how many are under the active key."""
+    _echo_key_status()
+
+
+def _echo_key_status():
+    active, report = key_rotation.status()
+    click.echo(f"active key: {active}")
+    for line in report:
+        state = "done" if line["on_active_key"] == line["rows"] else "to rotate"
+        click.echo(f"{line['field']:36} {line['on_active_key']:>8} of {line['rows']:>8} on the active key ({state}; "
+                   f"{line['skipped']} undecryptable)")
+
+
 def register_commands(app):
     for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
-                    ai_cli):
+                    ai_cli, privacy_cli, keys_cli):
         app.cli.add_command(command)
     for command in app.cli.commands.values():  # ours and flask-migrate's `db`
         _report_unreachable_database_in_one_line(command, app.config["SQLALCHEMY_DATABASE_URI"])

@@ -2,7 +2,8 @@
 hours, owners and their pets, and people with their own records; an admin; and something to look at straight away:
 a video visit starting in a few minutes, with its consultation open and a few messages in it and its video session
 ready, and a confirmed appointment coming up. Idempotent (a visit that is over is replaced by a fresh one); every
-account signs in with DEMO_PASSWORD. It ends by printing where to look and whom to sign in as.
+account signs in with DEMO_PASSWORD, and the one in DEMO_MFA with a TOTP code as well. It ends by printing where to
+look and whom to sign in as.
 """
 
 from datetime import date, timedelta
@@ -18,7 +19,7 @@ from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity import accounts
 from pawmanity.identity.actor import Actor
-from pawmanity.identity.models import User
+from pawmanity.identity.models import TotpFactor, User
 from pawmanity.pharmacy import pharmacies, stock
 from pawmanity.pharmacy.models import Pharmacy
 from pawmanity.scheduling.models import Appointment, AvailabilityRule, DoctorProfile, DoctorSpecies
@@ -50,6 +51,10 @@ DEMO_ACCOUNTS = (
     ("anna.pharmacist@example.com", "Anna Schulz", "patient", None),
     ("james.pharmacist@example.com", "James Park", "patient", None),
 )
+
+# Accounts that sign in with MFA, and their (published, demo-only) TOTP secrets: add one to an authenticator app, or
+# `python -c "import pyotp; print(pyotp.TOTP('<secret>').now())"`.
+DEMO_MFA = {"dr.haddad@riverside.example": "PAWMANITYDEMOTOTPSECRETFORDRHADD"}
 
 # name, address, (lat, lon), staff email, {medicine index: (units, reorder point)}
 DEMO_PHARMACIES = (
@@ -108,7 +113,8 @@ UPCOMING = {"doctor": "dr.okafor@happypaws.example", "owner": "priya.owner@examp
 def loaded_accounts():
     """The demo accounts present in this database, for the front page (empty when demo data is not loaded)."""
     emails = [email for email, *_ in DEMO_ACCOUNTS]
-    return db.session.scalars(select(User).where(User.email.in_(emails)).order_by(User.role, User.email)).all()
+    found = db.session.scalars(select(User).where(User.email.in_(emails))).all()
+    return sorted(found, key=lambda user: (user.role, user.email))  # addresses are encrypted: sorted here
 
 
 def load(*, actor):
@@ -125,6 +131,9 @@ def load(*, actor):
         user = accounts.register(email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, actor=actor)
         if doctor:
             _add_doctor_profile(user, *doctor, actor=actor)
+        if email in DEMO_MFA:
+            db.session.add(TotpFactor(user_id=user.id, secret=DEMO_MFA[email], confirmed_at=utcnow()))
+            db.session.commit()
         for data in DEMO_PATIENTS.get(email, ()):
             patients.create_patient(Actor(user_id=user.id, role=user.role, ip=actor.ip), dict(data))
         lines.append(f"created  {role:8} {email}")
@@ -133,6 +142,7 @@ def load(*, actor):
     lines += _load_visit(actor)
     lines += _load_upcoming(actor)
     lines.append(f"demo password for every account: {DEMO_PASSWORD}")
+    lines += [f"{email} signs in with MFA; its demo TOTP secret: {secret}" for email, secret in DEMO_MFA.items()]
     return lines
 
 
@@ -220,9 +230,10 @@ def _load_pharmacies(actor):
     if db.session.scalar(select(Pharmacy.id).limit(1)) is not None:
         return ["exists   pharmacies and medicines"]
     medicines = [pharmacies.create_medicine(admin, dict(data)) for data in DEMO_MEDICINES]
-    for name, address, (latitude, longitude), staff_email, stocked in DEMO_PHARMACIES:
+    for number, (name, address, (latitude, longitude), staff_email, stocked) in enumerate(DEMO_PHARMACIES, 1):
         pharmacy = pharmacies.create_pharmacy(admin, {
             "name": name, "address": address, "latitude": latitude, "longitude": longitude,
+            "phone": f"+44 20 7946 01{number:02d}", "email": f"counter{number}@pharmacy.example",
             "opening_hours": {day: [["08:00", "19:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}})
         staff = db.session.scalar(select(User).where(User.email == staff_email))
         pharmacies.add_staff(admin, pharmacy.id, staff.id)

@@ -7,10 +7,12 @@ import pawmanity.appointments.models  # noqa: F401
 import pawmanity.audit.models  # noqa: F401
 import pawmanity.care.models  # noqa: F401
 import pawmanity.conversations.models  # noqa: F401
+import pawmanity.core.encryption.rotation  # noqa: F401  (progress of field key rotations)
 import pawmanity.core.idempotency  # noqa: F401  (idempotency keys)
 import pawmanity.identity.models  # noqa: F401
 import pawmanity.notifications.models  # noqa: F401
 import pawmanity.pharmacy.models  # noqa: F401
+import pawmanity.privacy.models  # noqa: F401
 import pawmanity.scheduling.models  # noqa: F401
 import pawmanity.triage.models  # noqa: F401
 import pawmanity.vitals.models  # noqa: F401

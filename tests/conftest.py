@@ -24,7 +24,7 @@ from pawmanity.identity import passwords, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.email_addresses import email_skeleton
 from pawmanity.identity.models import User
-from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL
+from tests.support import PASSWORD, REDIS_URL, SERVER_DATABASE_URL, field_key_env
 
 # The in-memory pymongo double is a test-only backend of the document-store seam.
 docstore_module.BACKENDS["mongomock"] = lambda uri: mongomock.MongoClient(tz_aware=True)
@@ -273,6 +273,8 @@ def server_env(database_url, tmp_path):
         PAWMANITY_ARGON2_MEMORY_KIB="1024",
         PAWMANITY_ARGON2_TIME_COST="1",
         REDIS_KEY_PREFIX=f"pawmanity-server-test:{os.getpid()}:",
+        PAWMANITY_MFA_REQUIRED="false",  # doctors sign in with a password alone here; MFA has its own tests
+        **field_key_env(tmp_path / "instance"),
     )
     env.pop("MONGO_URI", None)
     if REDIS_URL:

@@ -25,6 +25,14 @@ postgres_only = pytest.mark.skipif(not ON_POSTGRES, reason="needs PostgreSQL (se
 redis_only = pytest.mark.skipif(not REDIS_URL, reason="needs Redis (set REDIS_URL)")
 
 
+def field_key_env(instance_dir):
+    """A production process's key setting: the key file that the test's own apps (INSTANCE_DIR=instance_dir)
+    generate and use, so the server and the test read each other's encrypted identifiers."""
+    from pawmanity.core.encryption.fields import DEVELOPMENT_KEY_FILE, ensure_development_key_file
+
+    return {"PAWMANITY_FIELD_KEY_FILE": ensure_development_key_file(os.path.join(instance_dir, DEVELOPMENT_KEY_FILE))}
+
+
 def assert_problem(response, status, code=None):
     """Every error has one shape: RFC 9457 problem details with our machine-readable code."""
     assert response.status_code == status, response.get_data(as_text=True)

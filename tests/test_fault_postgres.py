@@ -29,7 +29,7 @@ from PIL import Image
 
 from tests.conftest import migrate_to_head
 from tests.live_server import free_port, gunicorn
-from tests.support import PASSWORD
+from tests.support import PASSWORD, field_key_env
 
 pytestmark = [
     pytest.mark.fault, pytest.mark.slow,
@@ -83,6 +83,8 @@ def server_env_for(tmp_path):
             PAWMANITY_LOGIN_RATE_LIMIT="10000 per minute",
             PAWMANITY_REGISTER_RATE_LIMIT="10000 per minute",  # every writer signs up from 127.0.0.1
             PAWMANITY_DEPENDENCY_RETRY_AFTER_SECONDS="1",
+            PAWMANITY_MFA_REQUIRED="false",
+            **field_key_env(tmp_path / "instance"),
             **extra,
         )
         return env

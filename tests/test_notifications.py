@@ -80,11 +80,11 @@ class TestPreferences:
     def test_defaults_and_partial_updates(self, client, auth, gen_user):
         user = gen_user()
         defaults = client.get(f"{NOTIFICATIONS}/preferences", headers=auth(user)).get_json()
-        assert defaults["appointments"] == {"in_app": True, "email": True}
+        assert defaults["appointments"] == {"in_app": True, "email": True, "push": True}
         changed = client.put(f"{NOTIFICATIONS}/preferences", json={"appointments": {"email": False}},
                              headers=auth(user)).get_json()
-        assert changed["appointments"] == {"in_app": True, "email": False}
-        assert changed["messages"] == {"in_app": True, "email": True}
+        assert changed["appointments"] == {"in_app": True, "email": False, "push": True}
+        assert changed["messages"] == {"in_app": True, "email": True, "push": True}
 
     def test_unknown_category_or_channel(self, client, auth, gen_user):
         for body in ({"gossip": {"email": True}}, {"appointments": {"pigeon": True}},

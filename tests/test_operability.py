@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import assert_problem, bearer
+from tests.support import assert_problem, bearer, field_key_env
 
 ROOT = Path(__file__).resolve().parent.parent
 LONG_SECRET = "a-production-secret-for-this-test-only-0123456789"
@@ -43,6 +43,10 @@ def test_the_cli_works_from_a_checkout_with_the_embedded_defaults(tmp_path):
     ({}, "Set SECRET_KEY for production"),
     ({"SECRET_KEY": "too-short"}, "SECRET_KEY must be at least 32 bytes"),
     ({"SECRET_KEY": LONG_SECRET, "DATABASE_URL": "mysql://db/clinic"}, "DATABASE_URL must be a PostgreSQL"),
+    ({"SECRET_KEY": LONG_SECRET},
+     "Set PAWMANITY_FIELD_KEYS and PAWMANITY_BLIND_INDEX_KEY, or PAWMANITY_FIELD_KEY_FILE"),
+    ({"SECRET_KEY": LONG_SECRET, "PAWMANITY_FIELD_KEYS": "k1:dG9vIHNob3J0", "PAWMANITY_BLIND_INDEX_KEY": "x"},
+     "key 'k1' in PAWMANITY_FIELD_KEYS must be 32 random bytes in base64"),
 ])
 def test_production_refuses_bad_configuration_in_one_line(tmp_path, env, message):
     result = flask_cli("--help", tmp_path=tmp_path, PAWMANITY_CONFIG="production", **env)
@@ -54,7 +58,7 @@ def test_production_refuses_bad_configuration_in_one_line(tmp_path, env, message
 @pytest.mark.slow
 def test_an_unreachable_database_is_one_line(tmp_path):
     result = flask_cli("db", "upgrade", tmp_path=tmp_path, PAWMANITY_CONFIG="production", SECRET_KEY=LONG_SECRET,
-                       DATABASE_URL="postgresql://nobody:secret@127.0.0.1:9/none")
+                       DATABASE_URL="postgresql://nobody:secret@127.0.0.1:9/none", **field_key_env(tmp_path))
     assert result.returncode != 0
     lines = error_lines(result)
     assert len(lines) == 1 and "cannot use the database at" in lines[0] and "Connection refused" in lines[0], lines

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pawmanity.core.plugins import Plugin, PluginError, resolve_order
-from tests.support import assert_problem
+from tests.support import assert_problem, field_key_env
 
 GREETING = "tests.plugins_for_tests.greeting"
 
@@ -83,6 +83,7 @@ def test_nothing_connects_at_import_or_in_create_app(tmp_path):
         PAWMANITY_INSTANCE_DIR=str(tmp_path),
         PAWMANITY_ASYNC_MODE="threading",
         SECRET_KEY="a-production-secret-for-this-test-only-0123456789",
+        **field_key_env(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     assert "'auth'" in result.stdout

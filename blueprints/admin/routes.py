@@ -23,7 +23,8 @@ blp = Blueprint("admin", __name__, url_prefix=f"{API_PREFIX}/admin", description
 @blp.arguments(UserListQuery, location="query")
 @blp.response(200, page_of(AdminUserOut))
 def list_users(query):
-    """All accounts, newest first; filter by role, active, or a search on e-mail and name."""
+    """All accounts, newest first; filter by role, active, or a search: a whole e-mail address, or part of a name
+    (addresses are stored encrypted and match only whole)."""
     page, per_page = query.pop("page"), query.pop("per_page")
     return paginate(accounts.list_users_query(role=query.get("role"), active=query.get("active"),
                                               search=query.get("q")), page=page, per_page=per_page)

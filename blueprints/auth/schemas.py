@@ -1,4 +1,4 @@
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from pawmanity.core.schemas import Schema, UTCDateTime
 from pawmanity.identity.models import SELF_SERVICE_ROLES
@@ -54,3 +54,75 @@ class MeUpdateIn(Schema):
     timezone = fields.String(validate=validate.Length(min=1, max=64))
     current_password = fields.String(validate=validate.Length(max=1024), load_only=True)
     new_password = fields.String(validate=validate.Length(min=8, max=128), load_only=True)
+
+
+# Multi-factor sign-in
+SIX_DIGITS = validate.Regexp(r"^\d{6}$", error="Send the 6-digit code from your authenticator.")
+Code = fields.String(validate=SIX_DIGITS, metadata={"example": "123456"})
+RecoveryCodeField = fields.String(validate=validate.Length(min=1, max=64),
+                                  metadata={"description": "One of your recovery codes, e.g. abcde-fghjk"})
+
+
+def _one_second_factor(data):
+    if ("code" in data) == ("recovery_code" in data):
+        raise ValidationError("Send either `code` or `recovery_code`.", "_schema")
+
+
+class MfaChallengeOut(Schema):
+    mfa_required = fields.Boolean(required=True, metadata={"example": True})
+    challenge_token = fields.String(required=True, metadata={
+        "description": "Send it with a code to POST /auth/login/mfa; it is not an access token"})
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds the challenge is valid"})
+    methods = fields.List(fields.String(), required=True, metadata={"example": ["totp", "recovery_code"]})
+
+
+class MfaLoginIn(Schema):
+    challenge_token = fields.String(required=True, validate=validate.Length(min=1, max=1000))
+    code = Code
+    recovery_code = RecoveryCodeField
+
+    @validates_schema
+    def one_factor(self, data, **kwargs):
+        _one_second_factor(data)
+
+
+class ReauthenticateIn(Schema):
+    password = Password
+    code = Code
+    recovery_code = RecoveryCodeField
+
+    @validates_schema
+    def at_most_one_factor(self, data, **kwargs):
+        if "code" in data and "recovery_code" in data:
+            raise ValidationError("Send either `code` or `recovery_code`.", "_schema")
+
+
+class MfaCodeIn(Schema):
+    code = fields.String(required=True, validate=SIX_DIGITS, metadata={"example": "123456"})
+
+
+class MfaStatusOut(Schema):
+    enabled = fields.Boolean(required=True)
+    confirmed_at = UTCDateTime(allow_none=True)
+    recovery_codes_remaining = fields.Integer(required=True)
+    required = fields.Boolean(required=True, metadata={"description": "Whether this deployment requires MFA of "
+                                                                      "your role"})
+
+
+class TotpEnrolmentOut(Schema):
+    secret = fields.String(required=True, metadata={"description": "Base32, for typing into an authenticator app"})
+    otpauth_uri = fields.String(required=True, metadata={
+        "description": "otpauth://totp/... (the Key Uri Format authenticator apps read from a QR code)"})
+    digits = fields.Integer(required=True)
+    period = fields.Integer(required=True)
+    algorithm = fields.String(required=True)
+
+
+class RecoveryCodesOut(Schema):
+    recovery_codes = fields.List(fields.String(), required=True, metadata={
+        "description": "Ten single-use codes, shown this once: keep them somewhere safe"})
+
+
+class MfaEnabledOut(RecoveryCodesOut):
+    tokens = fields.Nested(TokenPairOut, required=True, metadata={
+        "description": "A token pair for this session that counts the second factor"})

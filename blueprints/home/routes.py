@@ -15,6 +15,7 @@ def index():
         "home.html",
         has_chat="consultations" in plugins,
         has_video="video_sessions" in plugins,
+        has_privacy="privacy" in plugins,
         demo_accounts=demo.loaded_accounts() if show_demo else [],
         demo_password=demo.DEMO_PASSWORD,
     )

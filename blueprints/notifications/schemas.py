@@ -1,4 +1,4 @@
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 from pawmanity.notifications.models import NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS
@@ -34,3 +34,33 @@ PreferencesOut = Schema.from_dict(
 PreferencesIn = Schema.from_dict(
     {category: fields.Nested(ChannelsIn) for category in NOTIFICATION_CATEGORIES},
     name="NotificationPreferencesIn")
+
+
+class VapidKeyOut(Schema):
+    public_key = fields.String(required=True, metadata={
+        "description": "The VAPID public key (RFC 8292): pass it as `applicationServerKey` to "
+                       "PushManager.subscribe(); an uncompressed P-256 point, base64url without padding."})
+
+
+class PushKeysIn(Schema):
+    p256dh = fields.String(required=True, validate=validate.Length(min=1, max=100),
+                           metadata={"description": "The browser's P-256 public key (base64url)"})
+    auth = fields.String(required=True, validate=validate.Length(min=1, max=32),
+                         metadata={"description": "The 16-byte authentication secret (base64url)"})
+
+
+class PushSubscriptionIn(Schema):
+    """What the browser's PushSubscription.toJSON() gives, as it is."""
+
+    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    keys = fields.Nested(PushKeysIn, required=True)
+    expirationTime = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0),
+                                    metadata={"description": "Ignored: the push service's 404/410 tells us"})
+
+
+class PushSubscriptionOut(Schema):
+    id = fields.String(required=True)
+    endpoint = fields.String(required=True)
+    user_agent = fields.String(allow_none=True)
+    created_at = UTCDateTime(required=True)
+    last_sent_at = UTCDateTime(allow_none=True)

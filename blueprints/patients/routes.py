@@ -45,7 +45,8 @@ def create_patient(data):
 @blp.arguments(PatientListQuery, location="query")
 @blp.response(200, page_of(PatientOut))
 def list_patients(query):
-    """Patients you may see: those you guard; for doctors, those with appointments with you."""
+    """Patients you may see: those you guard; for doctors, those with appointments with you. `microchip_id` finds
+    one by its exact chip number."""
     return patients.list_patients(current_actor(), **query)
 
 

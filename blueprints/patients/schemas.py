@@ -49,6 +49,8 @@ class PatientOut(Schema):
 
 class PatientListQuery(PageQuery):
     species = fields.String(validate=validate.OneOf(SPECIES))
+    microchip_id = fields.String(validate=validate.Regexp(r"^[0-9A-Za-z]{9,15}$"),
+                                 metadata={"description": "Exact microchip number (case-insensitive)."})
 
 
 class WeightIn(Schema):

@@ -20,7 +20,7 @@ blp = Blueprint("video_sessions", __name__, url_prefix=f"{API_PREFIX}/video-sess
 @blp.arguments(CreateIn)
 @blp.response(201, VideoSessionOut)
 @blp.alt_response(200, schema=VideoSessionOut, description="The appointment's existing session")
-@blp.errors(403, 404, 409, 415)
+@blp.errors(403, 404, 409, 415, 503)
 def create(data):
     """Open the video session of a confirmed video appointment (its doctor)."""
     session, created = video.create(current_actor(), data["appointment_id"])
@@ -47,10 +47,20 @@ def get_session(session_id):
 @blp.route("/<uuid:session_id>/join", methods=["POST"])
 @blp.auth_required()
 @blp.response(200, JoinOut)
-@blp.errors(404, 409)
+@blp.errors(403, 404, 409, 503)
 def join(session_id):
-    """A single-use join token and the ICE servers, from shortly before the start until the end."""
+    """What a participant needs to connect, from shortly before the start until the end: a single-use join token and
+    the ICE servers (webrtc), or an Agora RTC token for the session's channel (agora)."""
     return video.join(current_actor(), session_id)
+
+
+@blp.route("/<uuid:session_id>/renew", methods=["POST"])
+@blp.auth_required()
+@blp.response(200, JoinOut)
+@blp.errors(403, 404, 409, 503)
+def renew(session_id):
+    """A fresh provider token during a call (agora), after the same checks as joining."""
+    return video.renew(current_actor(), session_id)
 
 
 @blp.route("/<uuid:session_id>/end", methods=["POST"])

@@ -40,11 +40,22 @@ class IceServerOut(Schema):
     credential = fields.String()
 
 
+class AgoraGrantOut(Schema):
+    app_id = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"description": "Random; carries no personal data"})
+    uid = fields.Integer(required=True, metadata={"description": "This participant's uid in this session"})
+    token = fields.String(required=True, metadata={"description": "AccessToken2 (007...) for this channel and uid"})
+    expires_at = UTCDateTime(required=True)
+
+
 class JoinOut(Schema):
-    join_token = fields.String(required=True, metadata={"description": "Single use; send it in the /video join"})
+    """The `webrtc` provider gives join_token and ice_servers; the `agora` provider gives `agora`."""
+
+    join_token = fields.String(metadata={"description": "webrtc: single use; send it in the /video join"})
     expires_at = UTCDateTime(required=True)
     room = fields.String(required=True)
-    ice_servers = fields.List(fields.Nested(IceServerOut), required=True)
+    ice_servers = fields.List(fields.Nested(IceServerOut), metadata={"description": "webrtc only"})
+    agora = fields.Nested(AgoraGrantOut, metadata={"description": "agora only: join the channel with these"})
 
 
 class SocketJoinIn(Schema):

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import INDEXED, EncryptedField
 from pawmanity.core.extensions import db
 
 SPECIES = ("human", "dog", "cat", "rabbit", "bird", "horse", "other")
@@ -44,7 +45,8 @@ class Patient(IdMixin, TimestampMixin, db.Model):
     breed: Mapped[str | None] = mapped_column(String(120))
     sex: Mapped[str] = mapped_column(String(16), nullable=False, default="unknown")
     date_of_birth: Mapped[date | None] = mapped_column(Date)
-    microchip_id: Mapped[str | None] = mapped_column(String(32))
+    # Encrypted; found by its blind index (upper-cased: chip readers differ in case for hex-style ids).
+    microchip_id = EncryptedField(blind_index=INDEXED, normalize=str.upper)
     weight_kg: Mapped[Decimal | None] = mapped_column(Numeric(7, 3))
     archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
@@ -83,7 +85,7 @@ class GuardianInvitation(IdMixin, db.Model):
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), nullable=False,
                                                   index=True)
-    email: Mapped[str] = mapped_column(String(254), nullable=False)
+    email = EncryptedField(nullable=False)  # compared with the accepting account's address after decryption
     relation: Mapped[str] = mapped_column(String(16), nullable=False)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     invited_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)

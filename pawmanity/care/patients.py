@@ -54,10 +54,12 @@ def create_patient(actor, data):
     return patient
 
 
-def list_patients(actor, *, page, per_page, species=None):
+def list_patients(actor, *, page, per_page, species=None, microchip_id=None):
     query = access.visible_patients_query(actor).order_by(Patient.created_at, Patient.id)
     if species:
         query = query.where(Patient.species == species)
+    if microchip_id:
+        query = query.where(Patient.microchip_id == microchip_id)  # the blind index: chips are stored encrypted
     result = paginate(query, page=page, per_page=per_page)
     trail.record("patient.list", actor, object_type="patient",
                  detail={"ids": [str(patient.id) for patient in result["items"]]})

@@ -1,8 +1,15 @@
 """Video sessions for video appointments: who may join, when, with which ICE servers, and what happened.
 
-Media flows browser to browser (WebRTC); the server only signals. Joining takes a join token: short-lived, for one
-user, good once, and given only inside the join window (by default 10 minutes before the start until the end). A
-participant who drops asks for a new token and rejoins; only the doctor, or the end of the window, ends the session.
+Two providers, chosen per deployment (VIDEO_PROVIDER) and remembered per session:
+- `webrtc`: media flows browser to browser; the server only signals. Joining takes a join token: short-lived, for one
+  user, good once, redeemed at the /video namespace.
+- `agora`: media flows through Agora's network. Joining gives an Agora RTC token (AccessToken2, see agora.py) for this
+  session's channel and this participant's uid, expiring at the latest with the window; the client renews it through
+  `renew`, which checks everything again.
+Either is given only to the appointment's participants (its doctor and the patient's guardians, never admins) and only
+inside the join window (by default 10 minutes before the start until the end). A participant who drops asks again and
+rejoins; only the doctor, or the end of the window, ends the session. Room and channel names are random: no personal
+data reaches the provider, and an Agora uid is a keyed hash of session and user, not the user's id.
 """
 
 import base64
@@ -19,10 +26,11 @@ from sqlalchemy.orm import selectinload
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.care.models import Guardianship
+from pawmanity.conversations import agora
 from pawmanity.conversations.models import VideoAttendance, VideoJoinToken, VideoSession
 from pawmanity.core import live
 from pawmanity.core.database import paginate, utcnow
-from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable, Unauthorized
 from pawmanity.core.extensions import db
 from pawmanity.scheduling.models import Appointment, DoctorProfile
 
@@ -42,8 +50,45 @@ def webrtc_ice_servers(user_id, now):
     return servers
 
 
-# Providers decide what a participant needs to connect; a hosted service (Agora, Jitsi...) registers here.
-PROVIDERS = {"webrtc": webrtc_ice_servers}
+def webrtc_grant(session, actor, now, closes):
+    """A single-use join token for the signalling server, and the ICE servers."""
+    token = secrets.token_urlsafe(32)
+    expires_at = now + timedelta(seconds=current_app.config["VIDEO_JOIN_TOKEN_SECONDS"])
+    db.session.add(VideoJoinToken(token_hash=_hash(token), session_id=session.id, user_id=actor.user_id,
+                                  expires_at=expires_at))
+    return {"join_token": token, "expires_at": expires_at, "room": session.room,
+            "ice_servers": webrtc_ice_servers(actor.user_id, now)}
+
+
+def agora_uid(session_id, user_id):
+    """The participant's Agora uid: stable for one user in one session (a renewal keeps it), unlinkable to the
+    account outside it, never 0 (which Agora reads as "any uid")."""
+    key = current_app.config["SECRET_KEY"].encode()
+    digest = hmac.new(key, f"agora-uid:{session_id}:{user_id}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % 0xFFFFFFFF + 1
+
+
+def agora_grant(session, actor, now, closes):
+    """An Agora RTC token for this session's channel and this participant's uid, as a publisher, expiring after
+    AGORA_TOKEN_SECONDS or at the end of the window, whichever comes first."""
+    config = current_app.config
+    if not (config["AGORA_APP_ID"] and config["AGORA_APP_CERTIFICATE"]):
+        raise ServiceUnavailable("The video provider is not configured.", code="video_provider_unconfigured")
+    issued_at = int(now.timestamp())
+    seconds = max(1, min(config["AGORA_TOKEN_SECONDS"], int((closes - now).total_seconds())))
+    uid = agora_uid(session.id, actor.user_id)
+    token = agora.rtc_token(config["AGORA_APP_ID"], config["AGORA_APP_CERTIFICATE"], session.room, uid,
+                            token_seconds=seconds, issued_at=issued_at)
+    expires_at = now.replace(microsecond=0) + timedelta(seconds=seconds)
+    return {"expires_at": expires_at, "room": session.room,
+            "agora": {"app_id": config["AGORA_APP_ID"], "channel": session.room, "uid": uid, "token": token,
+                      "expires_at": expires_at}}
+
+
+# Providers decide what a participant needs to connect, given the session, the participant, now and the window's end.
+PROVIDERS = {"webrtc": webrtc_grant, "agora": agora_grant}
+# Providers whose credentials expire during a call and are renewed (`renew`).
+RENEWABLE = ("agora",)
 
 
 def create(actor, appointment_id):
@@ -57,7 +102,10 @@ def create(actor, appointment_id):
     existing = db.session.scalar(select(VideoSession).where(VideoSession.appointment_id == appointment.id))
     if existing is not None:
         return existing, False
-    session = VideoSession(appointment_id=appointment.id, provider=current_app.config["VIDEO_PROVIDER"],
+    provider = current_app.config["VIDEO_PROVIDER"]
+    if provider not in PROVIDERS:
+        raise ServiceUnavailable("The video provider is not configured.", code="video_provider_unconfigured")
+    session = VideoSession(appointment_id=appointment.id, provider=provider,
                            room=secrets.token_urlsafe(16), created_by=actor.user_id)
     db.session.add(session)
     db.session.flush()
@@ -67,7 +115,32 @@ def create(actor, appointment_id):
 
 
 def join(actor, session_id):
-    """A single-use join token for this participant, inside the join window. Admins are not participants."""
+    """What this participant needs to connect (the session's provider decides), inside the join window."""
+    session, now, closes = _participant_in_window(actor, session_id)
+    grant = PROVIDERS[session.provider](session, actor, now, closes)
+    trail.record("video.join_token", actor, object_type="video_session", object_id=session.id,
+                 detail={"provider": session.provider})
+    db.session.commit()
+    return grant
+
+
+def renew(actor, session_id):
+    """A fresh provider token during the call: every check of `join` is made again (still a participant, the
+    session still open, still inside the window)."""
+    session, now, closes = _participant_in_window(actor, session_id)
+    if session.provider not in RENEWABLE:
+        raise Conflict("This session's provider has nothing to renew; join again instead.",
+                       code="renewal_not_supported")
+    grant = PROVIDERS[session.provider](session, actor, now, closes)
+    trail.record("video.renew_token", actor, object_type="video_session", object_id=session.id,
+                 detail={"provider": session.provider})
+    db.session.commit()
+    return grant
+
+
+def _participant_in_window(actor, session_id):
+    """The session, now and the window's end, if the actor is a participant and the window is open. Admins are not
+    participants."""
     session = visible(actor, session_id)
     if booking.relation_to(actor, session.appointment) == "admin":
         raise Forbidden("Admins do not join video calls; only the appointment's doctor and the patient's "
@@ -79,14 +152,7 @@ def join(actor, session_id):
     if not opens <= now < closes:
         raise Conflict(f"Joining opens at {opens.strftime('%Y-%m-%d %H:%M UTC')} and closes at the end of the "
                        f"appointment.", code="outside_join_window")
-    token = secrets.token_urlsafe(32)
-    expires_at = now + timedelta(seconds=current_app.config["VIDEO_JOIN_TOKEN_SECONDS"])
-    db.session.add(VideoJoinToken(token_hash=_hash(token), session_id=session.id, user_id=actor.user_id,
-                                  expires_at=expires_at))
-    trail.record("video.join_token", actor, object_type="video_session", object_id=session.id)
-    db.session.commit()
-    return {"join_token": token, "expires_at": expires_at, "room": session.room,
-            "ice_servers": PROVIDERS[session.provider](actor.user_id, now)}
+    return session, now, closes
 
 
 def redeem(actor, session_id, token):

@@ -148,7 +148,7 @@ class Blueprint(flask_smorest.Blueprint):
                     return view(*args, **kwargs)
                 reservation, stored = idempotency.begin(current_user.id, key, _request_fingerprint())
                 if stored is not None:
-                    response = current_app.response_class(stored.body, status=stored.status,
+                    response = current_app.response_class(idempotency.stored_body(stored), status=stored.status,
                                                           content_type=stored.content_type)
                     response.headers.update(idempotency.stored_headers(stored))
                     response.headers["Idempotent-Replayed"] = "true"

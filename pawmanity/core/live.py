@@ -64,10 +64,11 @@ SCHEMA_REF = "#/components/schemas/"
 
 @dataclass(frozen=True)
 class ClientEvent:
-    """An event a client emits: its payload schema, the schema of a successful acknowledgement, and what it does.
-    Every acknowledgement may instead be an error one (the namespace's `error_ack`)."""
+    """An event a client emits: its payload schema (a marshmallow schema, or a JSON Schema dict where none applies),
+    the schema of a successful acknowledgement, and what it does. Every acknowledgement may instead be an error one
+    (the namespace's `error_ack`)."""
 
-    payload: type
+    payload: type | dict
     ack: type
     summary: str
 
@@ -100,6 +101,8 @@ class AsyncAPIDocument:
         self._owners = {}
 
     def _schema_ref(self, schema_cls):
+        if isinstance(schema_cls, dict):  # a JSON Schema written out, where no marshmallow schema applies
+            return schema_cls
         name = resolver(schema_cls)
         owner = self._owners.setdefault(name, schema_cls)
         if owner is not schema_cls:

@@ -1,30 +1,81 @@
-"""CPU-heavy work (decoding and re-encoding images) off the event loop.
+"""CPU-heavy work off the event loop, on small bounded thread pools.
 
-Under gevent or eventlet one worker serves every request and socket from one thread: 300 ms of image work there
-would freeze them all. Pillow releases the GIL while it decodes and encodes, so running the work on a small native
-thread pool keeps the loop answering and uses a second core. The pool is small on purpose: each job holds several
-full-size copies of an image in memory.
+Under gevent or eventlet one worker serves every request and socket from one thread: 25 ms of argon2 or 300 ms of
+image work there would freeze every chat and call on the worker for that long. The work that matters here runs in
+native code that releases the GIL (argon2-cffi, Pillow's codecs), so a native thread pool keeps the loop answering
+and uses a second core; pure Python on a pool thread still gives the loop the GIL every switch interval (5 ms).
+
+Two pools, so a burst of sign-ins cannot queue behind image uploads or the reverse:
+- `media`: image and document cleaning. Small on purpose: each job holds several full-size copies of an image.
+- `cpu`: password hashing and verification, feed rendering and other short CPU-bound steps.
+
+Each pool is bounded twice: by its threads and by how many jobs may wait. When both are full the caller gets
+`Busy` (503 with Retry-After) at once instead of an unbounded wait that would hold its connection and memory.
 """
 
 import threading
 
-from flask import current_app
+from flask import current_app, has_app_context
 
-_pool = None
-_pool_lock = threading.Lock()
+from pawmanity.core.errors import ServiceUnavailable
+
+POOLS = {
+    # name: (config key for threads, config key for the waiting jobs allowed)
+    "media": ("MEDIA_THREADS", "MEDIA_QUEUE"),
+    "cpu": ("CPU_THREADS", "CPU_QUEUE"),
+}
+
+_pools = {}
+_pools_lock = threading.Lock()
 
 
-def run_blocking(function, *args, **kwargs):
-    """`function(*args, **kwargs)` on the pool; what it raises is raised here, in the caller."""
-    mode = current_app.config.get("ASYNC_MODE")
+class Busy(ServiceUnavailable):
+    code = "server_busy"
+
+
+def run_blocking(function, *args, pool="media", **kwargs):
+    """`function(*args, **kwargs)` on the named pool; what it raises is raised here, in the caller.
+
+    Outside a green event loop (threading mode, the CLI, a prefork Celery worker) it simply runs here: there is no
+    loop to keep free, and each caller already has a thread of its own."""
+    if not has_app_context():
+        return function(*args, **kwargs)
+    config = current_app.config
+    mode = config.get("ASYNC_MODE")
+    threads_key, queue_key = POOLS[pool]
+    if config[threads_key] == 0:  # the pool turned off: on the loop, as before (bench/loop_bench.py compares)
+        return function(*args, **kwargs)
     if mode == "gevent" and _gevent_patched():
-        pool = _gevent_pool(current_app.config["MEDIA_THREADS"])
-        return _unwrap(pool.apply(_outcome_of, (function, args, kwargs)))
+        bounded = _gevent_pool(pool, config[threads_key], config[queue_key])
+        return bounded.run(function, args, kwargs, retry_after=config.get("DEPENDENCY_RETRY_AFTER_SECONDS", 5))
     if mode == "eventlet" and _eventlet_patched():
         from eventlet import tpool
 
         return _unwrap(tpool.execute(_outcome_of, function, args, kwargs))
     return function(*args, **kwargs)
+
+
+class _BoundedGeventPool:
+    """A gevent ThreadPool that refuses work once `threads + queue` jobs are in flight.
+
+    The count is kept on the event loop's own thread, where greenlets only switch at blocking calls, so a plain
+    integer is enough."""
+
+    def __init__(self, name, threads, queue):
+        from gevent.threadpool import ThreadPool
+
+        self.name, self.limit, self.in_flight = name, threads + queue, 0
+        self.pool = ThreadPool(maxsize=threads)
+
+    def run(self, function, args, kwargs, *, retry_after):
+        if self.in_flight >= self.limit:
+            raise Busy(f"The server is busy ({self.name} work queue full); try again shortly.",
+                       headers={"Retry-After": str(retry_after)})
+        self.in_flight += 1
+        try:
+            return _unwrap(self.pool.apply(_outcome_of, (function, args, kwargs)))
+        finally:
+            self.in_flight -= 1
 
 
 def _outcome_of(function, args, kwargs):
@@ -55,11 +106,8 @@ def _eventlet_patched():
     return eventlet.patcher.is_monkey_patched("socket")
 
 
-def _gevent_pool(size):
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            from gevent.threadpool import ThreadPool
-
-            _pool = ThreadPool(maxsize=size)
-        return _pool
+def _gevent_pool(name, threads, queue):
+    with _pools_lock:
+        if name not in _pools:
+            _pools[name] = _BoundedGeventPool(name, threads, queue)
+        return _pools[name]

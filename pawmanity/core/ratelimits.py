@@ -6,9 +6,10 @@ the cost of a cheap request. Endpoints are limited only through `rate_limited`, 
 other request is let through at the first check.
 
 Per account, on actions that are cheap to ask for and dear to serve (AI diagnoses, uploads by count and bytes,
-guardian invitations, wrong current passwords, chat messages and typing events): `spend` and `check`, called by the
-services. Each limit is a config key holding a `limits` string ("30 per hour"), counted with a sliding window (two
-counters per key whatever the amount, so a byte budget costs no more storage than a count). Counters live where
+guardian invitations, wrong current passwords and MFA codes, chat messages and typing events): `spend` and
+`check`, called by the services. Each limit is a config key holding a `limits` string ("30 per hour"), counted
+with a sliding window (two counters per key whatever the amount, so a byte budget costs no more storage than a
+count). Counters live where
 RATELIMIT_STORAGE_URI says (Redis in production, shared by every process). When that storage cannot be reached
 they are kept in this process's memory for RATELIMIT_STORAGE_RETRY_SECONDS and Redis is tried again: a Redis
 outage loosens limits to per-process ones for a while, it never turns a request into an error.
@@ -53,6 +54,7 @@ LIMITS = {
     "upload_bytes": "UPLOAD_BYTES_RATE_LIMIT",
     "invitation": "INVITATION_RATE_LIMIT",
     "password_check": "PASSWORD_CHECK_RATE_LIMIT",
+    "mfa_code": "MFA_CODE_RATE_LIMIT",
 }
 
 MESSAGES = {
@@ -63,6 +65,7 @@ MESSAGES = {
     "upload_bytes": "You have uploaded too much data for now; try again later.",
     "invitation": "Too many guardian invitations for now; try again later.",
     "password_check": "Too many wrong current passwords; try again later.",
+    "mfa_code": "Too many wrong authentication codes; try again later.",
 }
 
 

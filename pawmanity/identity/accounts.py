@@ -11,7 +11,7 @@ from pawmanity.audit import trail
 from pawmanity.core.database import utcnow
 from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from pawmanity.core.extensions import db
-from pawmanity.identity import passwords, tokens
+from pawmanity.identity import mfa, passwords, tokens
 from pawmanity.identity.models import ROLES, SELF_SERVICE_ROLES, User
 
 signals = Namespace()
@@ -58,8 +58,10 @@ def _create_user(*, email, password, full_name, role, actor, timezone="UTC"):
 
 
 def _refuse_look_alike(email, skeleton):
-    existing = db.session.scalar(select(User.email).where(or_(User.email == email, User.email_skeleton == skeleton)))
-    if existing == email:
+    # Both are blind indexes (core/encryption/fields.py): the addresses themselves are stored encrypted.
+    existing = db.session.scalar(select(User.email_index).where(or_(User.email == email,
+                                                                    User.email_skeleton == skeleton)))
+    if existing == User.email.blind_index_of(email):
         raise Conflict("An account with this e-mail address already exists.", code="email_taken")
     if existing is not None:
         raise Conflict("This e-mail address looks like the address of an existing account (letters from other "
@@ -73,18 +75,50 @@ def authenticate(*, email, password, actor):
     user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         passwords.burn_verification_time(password)
-        _deny_login(actor, reason="unknown_email", detail={"email": email})
+        # The address's blind index, not the address: attempts on one address still correlate in the audit log.
+        _deny_login(actor, reason="unknown_email", detail={"email_index": User.email.blind_index_of(email)})
     if not passwords.verify_password(user.password_hash, password):
         _deny_login(actor.acting_as(user), reason="wrong_password", user=user)
     if not user.active:
         _deny_login(actor.acting_as(user), reason="inactive", user=user)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
+    if mfa.is_enabled(user.id):
+        # The password was right; the session waits for the second factor (POST /auth/login/mfa).
+        trail.record("auth.mfa_challenge", actor.acting_as(user), object_type="user", object_id=user.id)
+        db.session.commit()
+        return mfa.issue_challenge(user)
     user.last_login_at = utcnow()
     pair = tokens.issue_session(user, actor)
     trail.record("auth.login", actor.acting_as(user), object_type="user", object_id=user.id)
     db.session.commit()
     return pair
+
+
+def reauthenticate(user, claims, *, password, actor, code=None, recovery_code=None):
+    """Prove it is still you (the password, and a code when MFA is on) for actions that need a recent sign-in;
+    returns a new token pair in the same session with a fresh `auth_time`."""
+    ratelimits.check("password_check", user.id)
+    if not passwords.verify_password(user.password_hash, password):
+        ratelimits.spend("password_check", user.id)
+        trail.record("auth.reauthenticate", actor, object_type="user", object_id=user.id, outcome=trail.FAILURE,
+                     detail={"reason": "wrong_password"})
+        db.session.commit()
+        raise Unauthorized("The password is incorrect.", code="invalid_credentials")
+    amr = ["pwd"]
+    if mfa.is_enabled(user.id):
+        if code is None and recovery_code is None:
+            raise Unauthorized("MFA is on for this account: send `code` (or `recovery_code`) too.",
+                               code="mfa_code_required")
+        mfa.verify_second_factor(user, actor, code=code, recovery_code=recovery_code, action="auth.reauthenticate")
+        amr.append("otp")
+    pair = tokens.reissue(user, claims, amr=amr, authenticated_now=True)
+    trail.record("auth.reauthenticate", actor, object_type="user", object_id=user.id)
+    db.session.commit()
+    return pair
+def email_lookup_index(address):
+    """The blind index sign-in looks an address up by (lookup_email's form): a key for per-address counters."""
+    return User.email.blind_index_of(lookup_email(address))
 
 
 def _deny_login(actor, *, reason, user=None, detail=None):
@@ -105,11 +139,13 @@ def logout(claims, actor):
     db.session.commit()
 
 
-def update_profile(user, changes, actor, *, current_session_id=None):
-    """A user's own changes: name, timezone and password (the current one is required to change it)."""
+def update_profile(user, changes, actor, *, current_session_id=None, claims=None):
+    """A user's own changes: name, timezone and password (the current one is required to change it, and a recent
+    authentication: the token's `auth_time`)."""
     new_password = changes.pop("new_password", None)
     current_password = changes.pop("current_password", None)
     if new_password is not None:
+        mfa.require_recent_authentication(claims or {})
         # Only wrong guesses count: someone holding a stolen access token must not get to try many passwords.
         ratelimits.check("password_check", user.id)
         if not current_password or not passwords.verify_password(user.password_hash, current_password):
@@ -143,8 +179,12 @@ def list_users_query(*, role=None, active=None, search=None):
     if active is not None:
         query = query.where(User.active == active)
     if search:
-        pattern = f"%{search.strip().lower()}%"
-        query = query.where(or_(User.email.like(pattern), User.full_name.ilike(pattern)))
+        # Addresses are encrypted, so they match whole (by blind index); names match in part.
+        term = search.strip()
+        matches = [User.full_name.ilike(f"%{term.lower()}%")]
+        if "@" in term:
+            matches.append(User.email == lookup_email(term))
+        query = query.where(or_(*matches))
     return query
 
 

@@ -1,11 +1,11 @@
 """Request-side authentication glue: JWT callbacks in the one error shape, and the Actor for the current request."""
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
-from pawmanity.core.errors import problem
+from pawmanity.core.errors import Forbidden, problem
 from pawmanity.core.extensions import db, jwt
-from pawmanity.identity import tokens
+from pawmanity.identity import mfa, tokens
 from pawmanity.identity.actor import Actor
 
 
@@ -25,6 +25,10 @@ def register_jwt_callbacks():
         if user is None or not user.active:
             return None
         g.user_id = user.id  # for the access log line
+        if mfa.second_factor_missing(user, claims) and not _mfa_exempt_view():
+            raise Forbidden("This deployment requires multi-factor sign-in for your role: enrol an authenticator "
+                            "(POST /api/v1/auth/mfa/totp, then .../confirm) and use the tokens it returns.",
+                            code="mfa_enrolment_required")
         return user
 
     @jwt.unauthorized_loader
@@ -59,6 +63,17 @@ def register_jwt_callbacks():
     @jwt.needs_fresh_token_loader
     def needs_fresh(_header, _claims):
         return problem(401, detail="Sign in again to do this.", code="fresh_token_required")
+
+
+def mfa_exempt(view):
+    """Mark a view that an account which must use MFA may call before enrolling (enrolment itself, sign-out...)."""
+    view.mfa_exempt = True
+    return view
+
+
+def _mfa_exempt_view():
+    view = current_app.view_functions.get(request.endpoint)
+    return getattr(view, "mfa_exempt", False)
 
 
 def release_connection():

@@ -22,8 +22,9 @@ from socketio.exceptions import ConnectionRefusedError as SocketIORefusal
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
 from pawmanity.core.live import ClientEvent, ServerEvent, user_room
+from pawmanity.core.observability import note_activity
 from pawmanity.core.schemas import Schema, text_problem
-from pawmanity.identity import tokens
+from pawmanity.identity import mfa, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
 
@@ -34,16 +35,18 @@ REFUSAL_CODES = {
     "token_expired": "The access token has expired; get a fresh one from POST /api/v1/auth/refresh.",
     "token_revoked": "The token has been revoked.",
     "account_inactive": "This account cannot connect.",
+    "mfa_enrolment_required": "Your role must sign in with MFA; enrol an authenticator first.",
 }
 
 
 class ConnectionRefused(SocketIORefusal):
     """A refused connect that tells the client why. Socket.IO sends the client a `connect_error` whose `message`
-    is the code and whose `data` is the problem: {status: 401, code, detail}. (Python's built-in
+    is the code and whose `data` is the problem: {status: 401 (403 for mfa_enrolment_required), code, detail}. (Python's built-in
     ConnectionRefusedError reaches the client as an empty error: the reason was lost.)"""
 
     def __init__(self, code, detail=None):
-        self.problem = {"status": 401, "code": code, "detail": detail or REFUSAL_CODES[code]}
+        status = 403 if code == "mfa_enrolment_required" else 401  # as REST answers: a known user, not allowed yet
+        self.problem = {"status": status, "code": code, "detail": detail or REFUSAL_CODES[code]}
         super().__init__(code, self.problem)
 
 
@@ -64,7 +67,7 @@ class ErrorAck(Schema):
 
 
 class RefusalProblem(Schema):
-    status = fields.Integer(required=True, validate=validate.OneOf((401,)))
+    status = fields.Integer(required=True, validate=validate.OneOf((401, 403)))
     code = fields.String(required=True, validate=validate.OneOf(tuple(REFUSAL_CODES)))
     detail = fields.String(required=True)
 
@@ -82,6 +85,10 @@ class ReauthIn(Schema):
 class ReauthAck(Schema):
     ok = fields.Boolean(required=True, validate=validate.Equal(True))
     expires_at = fields.Integer(required=True, metadata={"description": "When the new token expires (Unix time)"})
+
+
+class PingAck(Schema):
+    pong = fields.Raw(required=True, allow_none=True, metadata={"description": "What the ping carried"})
 
 
 class SessionEnded(Schema):
@@ -106,6 +113,8 @@ def authenticate_socket(auth):
         raise ConnectionRefused("token_revoked")
     if user is None or not user.active:
         raise ConnectionRefused("account_inactive")
+    if mfa.second_factor_missing(user, claims):
+        raise ConnectionRefused("mfa_enrolment_required")
     return user, claims
 
 
@@ -134,6 +143,8 @@ class AuthenticatedNamespace(Namespace):
     client_events = {
         "reauth": ClientEvent(ReauthIn, ReauthAck, "Carry this socket over to a fresh access token of the same "
                                                    "account, before the one it connected with expires."),
+        "ping": ClientEvent({"description": "Anything (JSON), echoed back"}, PingAck,
+                            "Answered at once, so a client can measure its round trip."),
     }
     server_events = {
         "connect_error": ServerEvent(ConnectRefusal, "The connect was refused (Socket.IO's own event): the token "
@@ -169,6 +180,14 @@ class AuthenticatedNamespace(Namespace):
         session["claims"] = _socket_claims(claims)
         _open_sockets[(request.sid, self.namespace)] = session["claims"]
         return {"ok": True, "expires_at": claims["exp"]}
+
+    def on_ping(self, data=None):
+        """Answer at once, so a client can measure its round trip through this worker's event loop."""
+        return {"pong": data}
+
+    def trigger_event(self, event, *args):
+        note_activity(f"socket {self.namespace} {event}")
+        return super().trigger_event(event, *args)
 
     @staticmethod
     def current_user_id():

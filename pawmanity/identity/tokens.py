@@ -4,6 +4,8 @@
 - A refresh token is single-use: using it marks it used and issues a new pair in the same session. A second use of
   the same refresh token means it was stolen, so the whole session (the token family) is revoked.
 - Logging out blocklists the access token and revokes its session, which ends its refresh tokens too.
+- Both tokens carry how and when their user last proved who they are: `amr` (RFC 8176: "pwd", plus "otp" after a
+  TOTP or recovery code) and `auth_time` (epoch seconds). Refreshing keeps both; re-authenticating renews them.
 The blocklist lives in the database, whether or not Redis is configured: Redis may lose its data (a restart, a
 FLUSHDB, an eviction) at any time, and a revocation must never come undone. Every authenticated request loads its
 user from the database anyway, so the blocklist check rides on that same query and costs no extra round trip.
@@ -25,7 +27,7 @@ from pawmanity.core.extensions import db
 from pawmanity.identity.models import AuthSession, RefreshToken, RevokedToken, User
 
 
-def issue_session(user, actor):
+def issue_session(user, actor, *, amr=("pwd",)):
     """Start a new sign-in session and return its first token pair."""
     now = utcnow()
     session = AuthSession(
@@ -34,7 +36,19 @@ def issue_session(user, actor):
         ip=actor.ip, user_agent=(actor.user_agent or "")[:256] or None,
     )
     db.session.add(session)
-    return _token_pair(user, session, now)
+    return _token_pair(user, session, now, amr=amr, auth_time=now)
+
+
+def reissue(user, claims, *, amr, authenticated_now):
+    """A new pair in the session of these access-token claims: after a re-authentication (`authenticated_now`
+    renews auth_time) or a second factor added to the session (amr grows, auth_time stays)."""
+    session = db.session.get(AuthSession, _uuid_or_none(claims.get("sid")))
+    if session is None or session.revoked_at is not None or session.user_id != user.id:
+        raise Unauthorized("This session has ended; sign in again.", code="token_revoked")
+    now = utcnow()
+    auth_time = now if authenticated_now else _auth_time(claims, session)
+    session.last_used_at = now
+    return _token_pair(user, session, now, amr=amr, auth_time=auth_time)
 
 
 def rotate_refresh_token(claims, actor):
@@ -62,7 +76,7 @@ def rotate_refresh_token(claims, actor):
                            code="refresh_token_reused")
     token.used_at = now
     session.last_used_at = now
-    pair = _token_pair(user, session, now)
+    pair = _token_pair(user, session, now, amr=claims.get("amr") or ("pwd",), auth_time=_auth_time(claims, session))
     db.session.commit()
     return pair
 
@@ -96,6 +110,11 @@ def logout(claims):
 def is_revoked(claims):
     """Whether this token, or the session it belongs to, has been revoked."""
     return db.session.scalar(select(_any_revoked(_revocation_keys(claims)))) is True
+
+
+def is_key_revoked(key):
+    """Whether this blocklist key (a token's, a session's or a used sign-in challenge's) is there."""
+    return db.session.scalar(select(_any_revoked([key]))) is True
 
 
 def revoked_among(claims_list):
@@ -148,15 +167,25 @@ def purge_expired(now=None):
     return tokens, revoked
 
 
-def _token_pair(user, session, now):
+def _auth_time(claims, session):
+    """When the user last authenticated: the token's claim, or (tokens from before the claim) the sign-in."""
+    auth_time = claims.get("auth_time")
+    if isinstance(auth_time, int):
+        return datetime.fromtimestamp(auth_time, timezone.utc)
+    return session.created_at
+
+
+def _token_pair(user, session, now, *, amr, auth_time):
     config = current_app.config
     refresh_jti = uuid.uuid4()
     refresh_expires = min(session.expires_at, now + config["JWT_REFRESH_TOKEN_EXPIRES"])
     db.session.add(RefreshToken(jti=refresh_jti, session_id=session.id, issued_at=now, expires_at=refresh_expires))
     identity = str(user.id)
-    access = create_access_token(identity, additional_claims={"role": user.role, "sid": str(session.id)})
+    authentication = {"amr": list(amr), "auth_time": int(auth_time.timestamp())}
+    access = create_access_token(identity, additional_claims={"role": user.role, "sid": str(session.id),
+                                                              **authentication})
     refresh = create_refresh_token(
-        identity, additional_claims={"sid": str(session.id), "jti": str(refresh_jti)},
+        identity, additional_claims={"sid": str(session.id), "jti": str(refresh_jti), **authentication},
         expires_delta=refresh_expires - now,
     )
     return {

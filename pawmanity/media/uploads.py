@@ -43,20 +43,19 @@ def create(actor, *, patient_id, data, filename, description=None, consultation_
     ratelimits.spend("upload", actor.user_id)
     ratelimits.spend("upload_bytes", actor.user_id, cost=len(data))
     try:
-        clean = run_blocking(imaging.clean, data, max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
+        clean, sha256, preview_sha = run_blocking(_clean_and_digest, data,
+                                                  max_samples=current_app.config["UPLOAD_MAX_SAMPLES"])
     except DomainError as refusal:
         current_app.logger.info("upload refused for patient %s: %s %s (%d bytes)", patient.id, refusal.status,
                                 refusal.code, len(data))
         raise
     store = storage.backend()
-    sha256 = _sha256(clean.data)
     key = storage.content_key(sha256, clean.suffix)
-    store.put(key, clean.data)
-    preview_key = preview_sha = None
+    _put(store, key, clean.data)
+    preview_key = None
     if clean.preview is not None:
-        preview_sha = _sha256(clean.preview)
         preview_key = storage.content_key(preview_sha, ".png")
-        store.put(preview_key, clean.preview)
+        _put(store, preview_key, clean.preview)
     upload = Upload(patient_id=patient.id, consultation_id=consultation_id, record_id=record_id,
                     uploaded_by=actor.user_id,
                     filename=safe_filename(filename, clean.suffix), description=description,
@@ -142,3 +141,18 @@ def safe_filename(name, suffix):
 
 def _sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def _clean_and_digest(data, *, max_samples):
+    # On the media pool, digests included: hashing megabytes holds the thread that does it.
+    clean = imaging.clean(data, max_samples=max_samples)
+    return clean, _sha256(clean.data), _sha256(clean.preview) if clean.preview is not None else None
+
+
+def _put(store, key, data):
+    # A local write blocks the thread that makes it, so it goes to the media pool; S3's is network I/O, which the
+    # event loop already waits on cooperatively.
+    if store.name == "local":
+        run_blocking(store.put, key, data)
+    else:
+        store.put(key, data)

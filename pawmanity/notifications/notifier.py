@@ -1,8 +1,9 @@
 """The notifier: the one way any part of PAWMANITY tells people something happened.
 
-`notify` stores an in-app notification per recipient (pushed live on /notifications once committed) and, for the
-kinds that warrant it, queues an e-mail, each as the recipient's preferences allow. E-mails carry what happened and
-when, never clinical details: callers pass titles and bodies fit for an inbox.
+`notify` stores an in-app notification per recipient (pushed live on /notifications once committed), queues a Web
+Push to each of their browsers and, for the kinds that warrant it, an e-mail, each as the recipient's preferences
+allow. E-mails carry what happened and when, never clinical details: callers pass titles and bodies fit for an
+inbox. Pushes carry less still: generic text per category and the notification's id (notifications/push.py).
 """
 
 from sqlalchemy import select
@@ -11,13 +12,14 @@ from pawmanity.core import live
 from pawmanity.core.database import on_commit
 from pawmanity.core.extensions import db
 from pawmanity.identity.models import User
+from pawmanity.notifications import push
 from pawmanity.notifications.models import (
     NOTIFICATION_CATEGORIES,
     NOTIFICATION_CHANNELS,
     Notification,
     NotificationPreference,
 )
-from pawmanity.notifications.tasks import send_email
+from pawmanity.notifications.tasks import send_email, send_push
 
 EMAILED_KINDS = {
     "appointment.booked", "appointment.confirmed", "appointment.cancelled", "appointment.rescheduled",
@@ -48,17 +50,26 @@ def notify(user_ids, kind, *, title, body=None, data=None):
     for notification in created:
         live.emit_after_commit("notification", serialize(notification), namespace=live.NOTIFICATIONS,
                                room=live.user_room(notification.user_id))
+    queue_pushes([user_id for user_id in recipients if wanted[user_id][(category, "push")]], category,
+                 {notification.user_id: notification.id for notification in created})
     if kind in EMAILED_KINDS:
-        emails = db.session.execute(select(User.id, User.email).where(User.id.in_(recipients),
-                                                                      User.active.is_(True))).all()
-        for user_id, address in emails:
-            if wanted[user_id][(category, "email")]:
-                queue_email(address, title, body or title)
+        # Whole users: the address is decrypted from its row (core/encryption/fields.py).
+        for user in db.session.scalars(select(User).where(User.id.in_(recipients), User.active.is_(True))):
+            if wanted[user.id][(category, "email")]:
+                queue_email(user.email, title, body or title)
     return created
 
 
 def queue_email(to, subject, body):
     on_commit(lambda: send_email.delay(to=to, subject=f"PAWMANITY: {subject}", body=body))
+
+
+def queue_pushes(user_ids, category, notification_ids):
+    """After the commit, one push per subscription of these users (each retried and pruned on its own)."""
+    for subscription_id, user_id in push.subscriptions_of(user_ids):
+        payload = push.message(category, notification_ids.get(user_id))
+        on_commit(lambda sid=str(subscription_id), payload=payload: send_push.delay(subscription_id=sid,
+                                                                                    payload=payload))
 
 
 def preferences_for(user_ids):

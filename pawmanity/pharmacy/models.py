@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import EncryptedField
 from pawmanity.core.extensions import db
 
 MEDICINE_USES = ("human", "veterinary", "both")
@@ -45,8 +46,8 @@ class Pharmacy(IdMixin, TimestampMixin, db.Model):
     opening_hours: Mapped[dict | None] = mapped_column(JSON)
     latitude: Mapped[float] = mapped_column(Float, nullable=False)
     longitude: Mapped[float] = mapped_column(Float, nullable=False)
-    phone: Mapped[str | None] = mapped_column(String(40))
-    email: Mapped[str | None] = mapped_column(String(254))
+    phone = EncryptedField()
+    email = EncryptedField()
 
 
 class PharmacyStaff(db.Model):

@@ -7,6 +7,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from pawmanity.core.database import IdMixin, TimestampMixin, UTCDateTime, utcnow
+from pawmanity.core.encryption.fields import EncryptedField
 from pawmanity.core.extensions import db
 
 APPOINTMENT_TYPES = ("video", "chat", "in_person")
@@ -27,7 +28,7 @@ class DoctorProfile(IdMixin, TimestampMixin, db.Model):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True,
                                                nullable=False)
     specialty: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
-    license_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    license_number = EncryptedField(nullable=False)
     bio: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     slot_minutes: Mapped[int] = mapped_column(Integer, nullable=False, default=30)

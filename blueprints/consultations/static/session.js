@@ -39,6 +39,8 @@
     const delay = Math.max(5, tokens.expires_in - REFRESH_MARGIN_SECONDS);
     session.nextRefreshAt = Date.now() + delay * 1000;
     session.refreshTimer = setTimeout(() => session.refresh().catch(() => {}), delay * 1000);
+    // push.js (Web Push) and any other script on the page follow the current access token.
+    window.dispatchEvent(new CustomEvent("pawmanity:signed-in", { detail: { token: session.token } }));
   }
 
   session.signIn = async (email, password) => {
