@@ -94,7 +94,7 @@ def test_doctor_and_patient_connect_and_reconnect_after_a_reload(video_scene, se
                 expect(patient.locator("#sessions button .title")).to_have_text(
                     ["Biscuit with Dr. Elena Rivera"] * 2)
                 expect(patient.locator("#sessions button .started time")).to_have_text(
-                    [local_clock(session["starts_at"], with_date=True), local_clock(later["starts_at"], with_date=True)])
+                    [local_clock(call["starts_at"], with_date=True) for call in (session, later)])
                 # Tomorrow's session cannot be joined yet, and the page says why instead of failing silently.
                 patient.click(f'#sessions button[data-id="{later["id"]}"]')
                 expect(patient.locator("#error")).to_contain_text("Joining opens at")

@@ -41,8 +41,8 @@ REFUSAL_CODES = {
 
 class ConnectionRefused(SocketIORefusal):
     """A refused connect that tells the client why. Socket.IO sends the client a `connect_error` whose `message`
-    is the code and whose `data` is the problem: {status: 401 (403 for mfa_enrolment_required), code, detail}. (Python's built-in
-    ConnectionRefusedError reaches the client as an empty error: the reason was lost.)"""
+    is the code and whose `data` is the problem: {status: 401 (403 for mfa_enrolment_required), code, detail}.
+    (Python's built-in ConnectionRefusedError reached the client as an empty error: the reason was lost.)"""
 
     def __init__(self, code, detail=None):
         status = 403 if code == "mfa_enrolment_required" else 401  # as REST answers: a known user, not allowed yet
