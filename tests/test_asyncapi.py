@@ -163,6 +163,7 @@ def test_what_the_server_sends_and_acknowledges_matches_the_document(
     assert chat(mine, "typing", ref)["ok"]
     assert chat(theirs, "read", {**ref, "message_id": sent["message"]["id"]})["seq"] == 1
     assert chat(mine, "leave", ref)["ok"]
+    assert chat(mine, "ping", {"sent": 1.5})["pong"] == {"sent": 1.5}
     assert chat(mine, "join", {"consultation_id": "not-a-uuid"})["error"]["code"] == "validation_failed"
     fresh = tokens_for(owner)["access_token"]
     assert payloads.ack("chat", "reauth", mine.emit("reauth", payloads.check("chat", "to_server.reauth", {
@@ -196,6 +197,7 @@ def test_what_the_server_sends_and_acknowledges_matches_the_document(
                                                  "type": "ice", "data": {}})["error"]["code"] == "not_joined"
     assert payloads.received("video", callee, "/video") == {"signal"}
     assert video(callee, owner, "reauth", {"token": tokens_for(owner)["access_token"]})["ok"]
+    assert video(callee, owner, "ping", "t-1")["pong"] == "t-1"
     callee.disconnect(namespace="/video")
     assert client.post(f"/api/v1/video-sessions/{session['id']}/end", headers=auth(doctor_user)).status_code == 200
     assert payloads.received("video", caller, "/video") == {"peer_joined", "peer_left", "ended"}
