@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "blueprints.fhir",
     "blueprints.webhooks",
     "blueprints.privacy",
+    "blueprints.sync",
 )
 
 
@@ -167,6 +168,7 @@ class Config:
             "pawmanity.core.encryption.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
             "pawmanity.appointments.tasks", "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
             "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.privacy.tasks",
+            "pawmanity.sync.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -184,6 +186,7 @@ class Config:
             "expire-data-exports": {"task": "pawmanity.privacy.tasks.expire_exports", "schedule": 900.0},
             "purge-restricted-records": {"task": "pawmanity.privacy.tasks.purge_restricted_records",
                                          "schedule": 24 * 3600.0},
+            "purge-sync-tombstones": {"task": "pawmanity.sync.tasks.purge_tombstones", "schedule": 3600.0},
         },
     }
 
@@ -254,6 +257,8 @@ class Config:
 
     # Vitals: how far in the future a reading's time may be (device clocks drift) before it is refused
     VITALS_FUTURE_TOLERANCE_SECONDS = _env_int("PAWMANITY_VITALS_FUTURE_TOLERANCE_SECONDS", 300)
+    # Offline sync: how long deletions (and the change log) are kept; an older cursor must resync from scratch.
+    SYNC_TOMBSTONE_DAYS = _env_int("PAWMANITY_SYNC_TOMBSTONE_DAYS", 30)
 
     # Video sessions
     VIDEO_PROVIDER = os.environ.get("PAWMANITY_VIDEO_PROVIDER", "webrtc")

@@ -24,27 +24,22 @@ The login rate limit is raised to 100000 per minute for the benchmark so that it
 """
 
 import argparse
-import json
-import re
-import shutil
-import subprocess
 import sys
 from contextlib import ExitStack
-from dataclasses import dataclass
 
 from harness import (
     REPO,
     BenchError,
     add_service_arguments,
     check_service_arguments,
-    cpu_ticks,
     http_json,
-    log_tail,
+    measure,
     prepare_database,
     print_log_problems,
+    print_table,
+    require_wrk,
     running_server,
-    ticks_to_ms,
-    worker_pid,
+    write_lua,
 )
 
 BENCH_EMAIL = "bench.patient@example.com"
@@ -52,27 +47,6 @@ BENCH_PASSWORD = "bench passphrase 2026"
 
 ME_TARGET_RATIO = 0.40
 LOGIN_TARGET_RPS = 20.0
-
-WRK_GRACE = 30  # seconds wrk may take beyond --duration before it is killed
-
-
-@dataclass
-class WrkResult:
-    requests: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    non_2xx: int
-    socket_errors: int
-
-
-@dataclass
-class Measurement:
-    label: str
-    connections: int
-    wrk: WrkResult
-    cpu_ms_per_request: float
-
 
 # --- command line --------------------------------------------------------------------------------------------------
 
@@ -92,13 +66,6 @@ def parse_args(argv=None):
         parser.error("connections must be at least --threads (wrk opens at least one connection per thread)")
     check_service_arguments(parser, args)
     return args
-
-
-def require_wrk():
-    path = shutil.which("wrk")
-    if path is None:
-        raise BenchError("wrk is not installed. Install it with:  apt-get update && apt-get install wrk")
-    return path
 
 
 # --- HTTP set-up calls ---------------------------------------------------------------------------------------------
@@ -125,104 +92,7 @@ def check_me(base_url, token):
         raise BenchError(f"GET /api/v1/auth/me answered {status}: {body}")
 
 
-# --- wrk -----------------------------------------------------------------------------------------------------------
-
-def lua_string(text):
-    """A Lua long-bracket literal for any text."""
-    level = 0
-    while f"]{'=' * level}]" in text:
-        level += 1
-    return f"[{'=' * level}[{text}]{'=' * level}]"
-
-
-def write_lua(directory, name, *, method="GET", body=None, headers=None):
-    lines = [f"wrk.method = {lua_string(method)}"]
-    if body is not None:
-        lines.append(f"wrk.body = {lua_string(json.dumps(body))}")
-        lines.append('wrk.headers["Content-Type"] = "application/json"')
-    for key, value in (headers or {}).items():
-        lines.append(f"wrk.headers[ {lua_string(key)} ] = {lua_string(value)}")  # spaced: "[[[" would misparse
-    path = directory / f"{name}.lua"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def run_wrk(wrk, url, *, duration, connections, threads, script=None):
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
-    if script is not None:
-        command += ["-s", str(script)]
-    command.append(url)
-    try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=duration + WRK_GRACE)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"wrk did not finish within {duration + WRK_GRACE} s: {' '.join(command)}") from None
-    if result.returncode != 0 or result.stderr.strip():
-        # wrk reports a broken Lua script on stderr and then carries on without it, exiting 0.
-        raise BenchError(f"wrk failed (exit {result.returncode}): {result.stderr.strip() or result.stdout}")
-    return result.stdout
-
-
-DURATION_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
-
-
-def parse_duration_ms(text):
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
-    if not match:
-        raise BenchError(f"unexpected wrk duration: {text!r}")
-    return float(match.group(1)) * DURATION_UNITS_MS[match.group(2)]
-
-
-def parse_wrk(output):
-    """The numbers this benchmark reports, from wrk's --latency text output."""
-    def find(pattern, default=None):
-        match = re.search(pattern, output, re.MULTILINE)
-        if match is None:
-            if default is not None:
-                return default
-            raise BenchError(f"could not find {pattern!r} in wrk's output:\n{output}")
-        return match.groups()
-
-    requests = find(r"^\s*(\d+) requests in ")[0]
-    socket_errors = find(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", ("0",) * 4)
-    return WrkResult(
-        requests=int(requests),
-        rps=float(find(r"^Requests/sec:\s+([\d.]+)")[0]),
-        p50_ms=parse_duration_ms(find(r"^\s+50%\s+(\S+)")[0]),
-        p99_ms=parse_duration_ms(find(r"^\s+99%\s+(\S+)")[0]),
-        non_2xx=int(find(r"Non-2xx or 3xx responses: (\d+)", ("0",))[0]),
-        socket_errors=sum(int(n) for n in socket_errors),
-    )
-
-
-def measure(wrk, server, label, url, *, args, connections, script=None):
-    """Warm up, then one measured wrk run with the worker's CPU time read around it."""
-    if args.warmup:
-        run_wrk(wrk, url, duration=args.warmup, connections=connections, threads=args.threads, script=script)
-    pid = worker_pid(server)
-    before = cpu_ticks(pid)
-    output = run_wrk(wrk, url, duration=args.duration, connections=connections, threads=args.threads,
-                     script=script)
-    after = cpu_ticks(pid)
-    if worker_pid(server) != pid:
-        raise BenchError(f"{server.name}'s worker was replaced during the run:\n{log_tail(server.log_path)}")
-    result = parse_wrk(output)
-    cpu_ms = ticks_to_ms(after - before)
-    return Measurement(label=label, connections=connections, wrk=result,
-                       cpu_ms_per_request=cpu_ms / result.requests if result.requests else float("nan"))
-
-
 # --- report --------------------------------------------------------------------------------------------------------
-
-def print_table(measurements):
-    header = (f"{'endpoint':<28} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'non-2xx':>8} {'sock err':>8} {'CPU ms/req':>10}")
-    print(header)
-    print("-" * len(header))
-    for m in measurements:
-        r = m.wrk
-        print(f"{m.label:<28} {m.connections:>5} {r.requests:>9} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
-              f"{r.non_2xx:>8} {r.socket_errors:>8} {m.cpu_ms_per_request:>10.3f}")
-
 
 def verdict(met, measurement_list):
     if any(m.wrk.non_2xx or m.wrk.socket_errors for m in measurement_list):

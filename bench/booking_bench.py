@@ -19,7 +19,8 @@ What it does, all on 127.0.0.1:
      two free slots, so that many clients race for the same slot; the rest spread over the other doctors and the year;
   5. prints bookings/second, requests/second, p50 and p99 latency per kind of request and overall, the responses by
      status and problem code, connection errors, and the server's CPU time per request (utime+stime of the gunicorn
-     worker from /proc, before and after the load);
+     worker from /proc, before and after the load), and its ratio to the authenticated floor (bench/floor_app.py:
+     a JWT check and a select of the user by id, served the same way and loaded with wrk for 5 s in the same run);
   6. counts in PostgreSQL the pairs of active appointments of one doctor that overlap: there must be none (PASS),
      and checks the audit trail's hash chain, which every booking appended to concurrently (`flask audit verify`);
   7. stops the server and drops the database, also on Ctrl-C or an error.
@@ -40,6 +41,7 @@ import time
 import urllib.parse
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,11 +58,14 @@ from harness import (
     flask_command,
     http_json,
     log_tail,
+    machine_load,
+    measure_floor,
     prepare_database,
     print_log_exceptions,
     print_log_problems,
     run_bench,
     running_server,
+    start_floor,
     ticks_to_ms,
     worker_pid,
 )
@@ -417,7 +422,7 @@ def print_responses(tally):
     print(f"responses other than 2xx and 409 slot_taken: {sum(unexpected.values())}")
 
 
-def print_report(result, integrity):
+def print_report(result, integrity, floor):
     tally = result.tally
     responses = sum(tally.responses.values())
     booked = count(tally, "book", 201)
@@ -434,6 +439,12 @@ def print_report(result, integrity):
     per_request = result.server_cpu_ms / responses if responses else float("nan")
     print(f"server CPU:          {per_request:.2f} ms per request (gunicorn worker: "
           f"{result.server_cpu_ms / 1000:.1f} s = {result.server_cpu_ms / 10 / result.elapsed:.0f}% of a core)")
+    booked_per_s = booked / result.elapsed
+    print(f"the floor:           {floor.cpu_ms_per_request:.2f} ms CPU per request, {floor.wrk.rps:.1f} req/s "
+          f"(bench/floor_app.py: a JWT and the user by id, same server set-up, same run)")
+    print(f"ratios to the floor: CPU per request {per_request / floor.cpu_ms_per_request:.2f}x (target <= 3x); "
+          f"requests/s {responses / result.elapsed / floor.wrk.rps:.2f}x; bookings/s {booked_per_s / floor.wrk.rps:.2f}x"
+          f" the floor's req/s")
     print(f"load generator CPU:  {result.client_cpu_s:.1f} s = {result.client_cpu_s * 100 / result.elapsed:.0f}% "
           f"of a core (this script, on the same machine)")
     print()
@@ -457,14 +468,20 @@ def run(args, stack):
     print("starting PAWMANITY (gunicorn -k gevent -w 1) ...", flush=True)
     servers = []
     try:
-        with running_server("pawmanity", "wsgi:app", cwd=REPO, env=env, log_dir=work_dir,
-                            ready_path=f"{API}/health") as app:
+        with ExitStack() as server_stack:
+            app = server_stack.enter_context(running_server("pawmanity", "wsgi:app", cwd=REPO, env=env,
+                                                            log_dir=work_dir, ready_path=f"{API}/health"))
             servers.append(app)
+            floor = start_floor(server_stack, env, work_dir)
+            servers.append(floor)
             print(f"setting up {DOCTORS} doctors and {args.clients} clients through the API ...", flush=True)
             doctors, clients = set_up(app.base_url, args.clients)
             check_booking_works(app.base_url, clients[0], doctors[-1])
+            print(f"the authenticated floor (bench/floor_app.py), 5 s of wrk; {machine_load()} ...", flush=True)
+            floor_result = measure_floor(floor, clients[0].token, work_dir)
             print(f"booking: {args.clients} clients for {args.duration} s ...", flush=True)
             result = run_load(app, doctors, clients, args.duration)
+            print(f"after the load: {machine_load()}")
     finally:
         # After the server stopped, so that errors while shutting down are seen too.
         print_log_problems(servers)
@@ -474,7 +491,7 @@ def run(args, stack):
                 shutil.copyfile(server.log_path, args.keep_log)
                 print(f"{server.name} log kept as {args.keep_log}")
     integrity = check_database(args.database_url, env)
-    print_report(result, integrity)
+    print_report(result, integrity, floor_result)
     return (integrity.double_bookings == 0 and integrity.audit_intact and not server_errors(result.tally)
             and not result.tally.errors)
 

@@ -28,7 +28,9 @@ What it does, all on 127.0.0.1:
      by the database into stored late and never stored; the server's CPU time per message (the gunicorn worker's
      utime+stime from /proc), this script's own CPU time (so that one can tell whether the load generator was the
      bottleneck), that of the database's PostgreSQL backends and that of everything else on the machine (the cores
-     are shared); and the target: delivery p99 under 100 ms at 200 clients;
+     are shared); the server's CPU per message and messages/s as ratios to the authenticated floor (bench/floor_app.py,
+     served the same way and loaded with wrk for 5 s before the chat); and the target: delivery p99 under 100 ms at
+     200 clients;
   6. checks in PostgreSQL that every message acknowledged as stored is there under the acknowledged id, that no row
      has a client_id this script did not send, that no two rows share a (consultation, seq) or a (consultation,
      sender, client_id), and that each consultation's numbering runs 1..message_count without a gap;
@@ -50,6 +52,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,12 +69,16 @@ from harness import (
     http_json,
     log_tail,
     machine_busy_ticks,
+    machine_load,
+    measure_floor,
     prepare_database,
     print_log_exceptions,
     print_log_problems,
     python_script,
     run_bench,
     running_server,
+    start_floor,
+    stop_server,
     ticks_to_ms,
     worker_pid,
 )
@@ -491,7 +498,7 @@ def target_verdict(args, found, problems):
     return f"{verdict} (p99 {p99:.1f} ms{why})"
 
 
-def print_report(args, result, found, integrity):
+def print_report(args, result, found, integrity, floor):
     recorder, window = result.recorder, result.measured_elapsed
     problems = delivery_problems(result, found)
     print(f"\nclients:             {result.clients} in {result.rooms} rooms (consultations), "
@@ -529,6 +536,12 @@ def print_report(args, result, found, integrity):
     print(f"server CPU:          {result.server_cpu_ms / stored if stored else float('nan'):.2f} ms per stored "
           f"message (gunicorn worker: {result.server_cpu_ms / 1000:.1f} s in {window:.1f} s = "
           f"{result.server_cpu_ms / 10 / window:.0f}% of a core)")
+    if stored:
+        print(f"the floor:           {floor.cpu_ms_per_request:.2f} ms CPU per request, {floor.wrk.rps:.1f} req/s "
+              f"(bench/floor_app.py, same run): a stored message costs "
+              f"{result.server_cpu_ms / stored / floor.cpu_ms_per_request:.2f}x the floor's CPU; messages stored/s "
+              f"are {integrity.stored_in_window / max(result.send_elapsed, integrity.last_stored) / floor.wrk.rps:.2f}x"
+              f" its req/s")
     print(f"load generator CPU:  {result.client_cpu_s:.1f} s = {result.client_cpu_s * 100 / window:.0f}% of a core "
           f"(this script, on the same 2-core machine)")
     print(f"PostgreSQL CPU:      {result.database_cpu_ms / 1000:.1f} s = {result.database_cpu_ms / 10 / window:.0f}% "
@@ -563,9 +576,15 @@ def run(args, stack):
     print("starting PAWMANITY (gunicorn -k gevent -w 1) ...", flush=True)
     servers, recorder = [], Recorder()
     try:
-        with running_server("pawmanity", "wsgi:app", cwd=REPO, env=env, log_dir=work_dir,
-                            ready_path=f"{API}/health") as app:
+        with ExitStack() as server_stack:
+            app = server_stack.enter_context(running_server("pawmanity", "wsgi:app", cwd=REPO, env=env,
+                                                            log_dir=work_dir, ready_path=f"{API}/health"))
             servers.append(app)
+            floor = start_floor(server_stack, env, work_dir)
+            servers.append(floor)
+            print(f"the authenticated floor (bench/floor_app.py), 5 s of wrk; {machine_load()} ...", flush=True)
+            floor_result = measure_floor(floor, members[0].token, work_dir)
+            stop_server(floor)  # idle during the chat, but one process fewer on the shared cores
             try:
                 print(f"opening {len(rooms)} consultations, connecting {len(members)} Socket.IO clients to "
                       f"{NAMESPACE} and joining their rooms ...", flush=True)
@@ -589,7 +608,7 @@ def run(args, stack):
                 print(f"{server.name} log kept as {args.keep_log}")
     found = analyse(result, members)
     integrity = check_database(args.database_url, result, found)
-    return print_report(args, result, found, integrity)
+    return print_report(args, result, found, integrity, floor_result)
 
 
 def main(argv=None):

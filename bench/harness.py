@@ -4,11 +4,13 @@
 Everything here talks to 127.0.0.1 only, and drops only databases whose name contains "bench".
 """
 
+import argparse
 import base64
 import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +52,7 @@ class Server:
     process: subprocess.Popen
     port: int
     log_path: Path
+    workers: int = 1
 
     @property
     def base_url(self):
@@ -213,16 +216,16 @@ def gunicorn_extra_options():
     return ["--no-control-socket"] if "--no-control-socket" in help_text else []
 
 
-def start_gunicorn(name, app_spec, *, cwd, env, log_dir):
+def start_gunicorn(name, app_spec, *, cwd, env, log_dir, workers=1):
     port = free_port()
     log_path = log_dir / f"{name}.log"
-    command = [str(VENV_BIN / "gunicorn"), "-k", "gevent", "-w", "1", "-b", f"{HOST}:{port}",
+    command = [str(VENV_BIN / "gunicorn"), "-k", "gevent", "-w", str(workers), "-b", f"{HOST}:{port}",
                *gunicorn_extra_options(), app_spec]
     with open(log_path, "wb") as log:
         # A session of its own: Ctrl-C reaches only this script, which then stops the server in order.
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
-    return Server(name=name, process=process, port=port, log_path=log_path)
+    return Server(name=name, process=process, port=port, log_path=log_path, workers=workers)
 
 
 def stop_server(server):
@@ -237,8 +240,8 @@ def stop_server(server):
 
 
 @contextmanager
-def running_server(name, app_spec, *, cwd, env, log_dir, ready_path):
-    server = start_gunicorn(name, app_spec, cwd=cwd, env=env, log_dir=log_dir)
+def running_server(name, app_spec, *, cwd, env, log_dir, ready_path, workers=1):
+    server = start_gunicorn(name, app_spec, cwd=cwd, env=env, log_dir=log_dir, workers=workers)
     try:
         wait_until_ready(server, ready_path)
         yield server
@@ -265,15 +268,22 @@ def wait_until_ready(server, path):
 
 def worker_pid(server):
     """The pid of the gunicorn worker: the master's only child."""
+    return worker_pids(server, expected=1)[0]
+
+
+def worker_pids(server, expected=None):
+    """The pids of the gunicorn workers (the master's children), once there are as many as the server was started
+    with."""
+    expected = expected or server.workers
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         children = []
         for children_file in Path(f"/proc/{server.process.pid}/task").glob("*/children"):
             children += [int(pid) for pid in children_file.read_text().split()]
-        if len(children) == 1:
-            return children[0]
+        if len(children) == expected:
+            return sorted(children)
         time.sleep(0.1)
-    raise BenchError(f"{server.name}: expected one gunicorn worker, found {children}")
+    raise BenchError(f"{server.name}: expected {expected} gunicorn worker(s), found {children}")
 
 
 def cpu_ticks(pid):
@@ -397,3 +407,163 @@ def run_bench(name, run, args, *, interrupted="server stopped and the bench data
         print(f"{name}: interrupted; {interrupted}", file=sys.stderr)
         return 130
     return 0 if ok else 1
+
+
+# --- wrk -----------------------------------------------------------------------------------------------------------
+
+WRK_GRACE = 30  # seconds wrk may take beyond --duration before it is killed
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+
+@dataclass
+class Measurement:
+    label: str
+    connections: int
+    wrk: WrkResult
+    cpu_ms_per_request: float
+
+def require_wrk():
+    path = shutil.which("wrk")
+    if path is None:
+        raise BenchError("wrk is not installed. Install it with:  apt-get update && apt-get install wrk")
+    return path
+
+
+def lua_string(text):
+    """A Lua long-bracket literal for any text."""
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    return f"[{'=' * level}[{text}]{'=' * level}]"
+
+
+def write_lua(directory, name, *, method="GET", body=None, headers=None):
+    lines = [f"wrk.method = {lua_string(method)}"]
+    if body is not None:
+        lines.append(f"wrk.body = {lua_string(json.dumps(body))}")
+        lines.append('wrk.headers["Content-Type"] = "application/json"')
+    for key, value in (headers or {}).items():
+        lines.append(f"wrk.headers[ {lua_string(key)} ] = {lua_string(value)}")  # spaced: "[[[" would misparse
+    path = directory / f"{name}.lua"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_wrk(wrk, url, *, duration, connections, threads, script=None):
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=duration + WRK_GRACE)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk did not finish within {duration + WRK_GRACE} s: {' '.join(command)}") from None
+    if result.returncode != 0 or result.stderr.strip():
+        # wrk reports a broken Lua script on stderr and then carries on without it, exiting 0.
+        raise BenchError(f"wrk failed (exit {result.returncode}): {result.stderr.strip() or result.stdout}")
+    return result.stdout
+
+
+DURATION_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_duration_ms(text):
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    if not match:
+        raise BenchError(f"unexpected wrk duration: {text!r}")
+    return float(match.group(1)) * DURATION_UNITS_MS[match.group(2)]
+
+
+def parse_wrk(output):
+    """The numbers this benchmark reports, from wrk's --latency text output."""
+    def find(pattern, default=None):
+        match = re.search(pattern, output, re.MULTILINE)
+        if match is None:
+            if default is not None:
+                return default
+            raise BenchError(f"could not find {pattern!r} in wrk's output:\n{output}")
+        return match.groups()
+
+    requests = find(r"^\s*(\d+) requests in ")[0]
+    socket_errors = find(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", ("0",) * 4)
+    return WrkResult(
+        requests=int(requests),
+        rps=float(find(r"^Requests/sec:\s+([\d.]+)")[0]),
+        p50_ms=parse_duration_ms(find(r"^\s+50%\s+(\S+)")[0]),
+        p99_ms=parse_duration_ms(find(r"^\s+99%\s+(\S+)")[0]),
+        non_2xx=int(find(r"Non-2xx or 3xx responses: (\d+)", ("0",))[0]),
+        socket_errors=sum(int(n) for n in socket_errors),
+    )
+
+
+def measure(wrk, server, label, url, *, args, connections, script=None):
+    """Warm up, then one measured wrk run with the workers' CPU time read around it."""
+    if args.warmup:
+        run_wrk(wrk, url, duration=args.warmup, connections=connections, threads=args.threads, script=script)
+    pids = worker_pids(server)
+    before = sum(cpu_ticks(pid) for pid in pids)
+    output = run_wrk(wrk, url, duration=args.duration, connections=connections, threads=args.threads,
+                     script=script)
+    after = sum(cpu_ticks(pid) for pid in pids)
+    if worker_pids(server) != pids:
+        raise BenchError(f"{server.name}'s worker was replaced during the run:\n{log_tail(server.log_path)}")
+    result = parse_wrk(output)
+    cpu_ms = ticks_to_ms(after - before)
+    return Measurement(label=label, connections=connections, wrk=result,
+                       cpu_ms_per_request=cpu_ms / result.requests if result.requests else float("nan"))
+
+
+def print_table(measurements):
+    header = (f"{'endpoint':<28} {'conns':>5} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'non-2xx':>8} {'sock err':>8} {'CPU ms/req':>10}")
+    print(header)
+    print("-" * len(header))
+    for m in measurements:
+        r = m.wrk
+        print(f"{m.label:<28} {m.connections:>5} {r.requests:>9} {r.rps:>9.1f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} "
+              f"{r.non_2xx:>8} {r.socket_errors:>8} {m.cpu_ms_per_request:>10.3f}")
+
+
+def print_ratio_table(measurements, floor):
+    """Every figure beside the authenticated floor's, as a ratio: CPU per request (lower is better) and requests per
+    second (higher is better) over the floor's."""
+    header = (f"{'endpoint':<34} {'req/s':>8} {'x floor':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>7} "
+              f"{'CPU ms/req':>10} {'x floor':>8}")
+    print(header)
+    print("-" * len(header))
+    for m in measurements:
+        r = m.wrk
+        rps_ratio = r.rps / floor.wrk.rps if floor.wrk.rps else float("nan")
+        cpu_ratio = m.cpu_ms_per_request / floor.cpu_ms_per_request if floor.cpu_ms_per_request else float("nan")
+        print(f"{m.label:<34} {r.rps:>8.1f} {rps_ratio:>8.2f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+              f"{r.non_2xx + r.socket_errors:>7} {m.cpu_ms_per_request:>10.3f} {cpu_ratio:>8.2f}")
+
+
+def machine_load():
+    """The 1-minute load average and the number of cores, for the report: the cores are shared."""
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+
+
+# --- the authenticated floor ---------------------------------------------------------------------------------------
+
+def start_floor(stack, env, log_dir):
+    """bench/floor_app.py served like PAWMANITY (gunicorn, one gevent worker) on the same database, until `stack`
+    closes: the least any authenticated endpoint costs (verify a JWT, select the user by primary key)."""
+    return stack.enter_context(running_server("floor", "floor_app:app", cwd=REPO / "bench", env=env, log_dir=log_dir,
+                                              ready_path="/"))
+
+
+def measure_floor(floor, token, work_dir, *, duration=5, connections=16, threads=2, warmup=1):
+    """The floor's CPU per request and req/s under wrk, with PAWMANITY's access token `token`."""
+    settings = argparse.Namespace(duration=duration, threads=threads, warmup=warmup)
+    script = write_lua(work_dir, "floor", headers={"Authorization": f"Bearer {token}"})
+    return measure(require_wrk(), floor, "floor: JWT + user by id", floor.base_url + "/me", args=settings,
+                   connections=connections, script=script)

@@ -19,7 +19,9 @@ from pawmanity.core.encryption import tasks as encryption_tasks
 from pawmanity.identity import accounts, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.privacy import archive, erasure
+from pawmanity.sync import retention as sync_retention
 from pawmanity.triage import classifier, diagnoses, evaluation
+from pawmanity.vitals import readings as vital_readings
 
 CLI_ACTOR = Actor(role="system", ip="cli")
 
@@ -220,9 +222,29 @@ def _echo_key_status():
                    f"{line['skipped']} undecryptable)")
 
 
+sync_cli = AppGroup("sync", help="Offline sync for mobile apps.")
+
+
+@sync_cli.command("purge")
+def sync_purge():
+    """Delete change-log rows (tombstones) and cursors older than PAWMANITY_SYNC_TOMBSTONE_DAYS."""
+    changes, cursors = sync_retention.purge()
+    click.echo(f"purged {changes} change-log rows and {cursors} cursors")
+
+
+vitals_cli = AppGroup("vitals", help="Vital signs.")
+
+
+@vitals_cli.command("rebuild-rollups")
+@click.option("--patient", "patient_id", type=click.UUID, help="Only this patient's (default: every patient's).")
+def vitals_rebuild_rollups(patient_id):
+    """Recompute the hourly rollups from the readings (after readings were written around the app)."""
+    click.echo(f"{vital_readings.rebuild_rollups(patient_id)} hourly rollups")
+
+
 def register_commands(app):
     for command in (create_admin, demo_cli, audit_cli, tokens_cli, reminders_cli, notifications_cli, video_cli,
-                    ai_cli, privacy_cli, keys_cli):
+                    ai_cli, privacy_cli, keys_cli, sync_cli, vitals_cli):
         app.cli.add_command(command)
     for command in app.cli.commands.values():  # ours and flask-migrate's `db`
         _report_unreachable_database_in_one_line(command, app.config["SQLALCHEMY_DATABASE_URI"])

@@ -14,6 +14,7 @@ import pawmanity.notifications.models  # noqa: F401
 import pawmanity.pharmacy.models  # noqa: F401
 import pawmanity.privacy.models  # noqa: F401
 import pawmanity.scheduling.models  # noqa: F401
+import pawmanity.sync.models  # noqa: F401
 import pawmanity.triage.models  # noqa: F401
 import pawmanity.vitals.models  # noqa: F401
 import pawmanity.webhooks.models  # noqa: F401

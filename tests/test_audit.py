@@ -148,3 +148,42 @@ def test_concurrent_appends_keep_one_unbroken_chain(make_app):
     assert errors == []
     with app.app_context():
         assert trail.verify_chain() == (80, None, None)
+
+
+def test_a_list_read_is_one_event_naming_what_it_returned(client, gen_user, gen_patient, auth):
+    owner = gen_user(role="patient")
+    for _ in range(3):
+        gen_patient(owner)
+    headers = auth(owner)
+    before = len(events())
+    listed = client.get("/api/v1/patients?per_page=2", headers=headers).get_json()["items"]
+    assert len(listed) == 2
+    assert [(e.action, e.actor_id, e.detail["ids"]) for e in events()[before:]] == [
+        ("patient.list", owner.id, [patient["id"] for patient in listed])]
+
+
+@postgres_only
+def test_concurrent_list_reads_keep_one_unbroken_chain(app, gen_user, gen_patient, auth):
+    owner = gen_user(role="patient")
+    gen_patient(owner)
+    headers = auth(owner)
+    statuses, errors = [], []
+
+    def read_many():
+        try:
+            client = app.test_client()
+            for _ in range(5):
+                statuses.append(client.get("/api/v1/patients", headers=headers).status_code)
+        except Exception as error:  # reported below; the assertion names it
+            errors.append(error)
+
+    threads = [threading.Thread(target=read_many) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and statuses == [200] * 40
+    db.session.expire_all()
+    assert len(events("patient.list")) == 40
+    checked, broken, reason = trail.verify_chain()
+    assert (broken, reason) == (None, None) and checked == len(events())

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
+from pawmanity.audit.models import AuditEvent
 from pawmanity.core import docstore as docstore_module
+from pawmanity.core import offload
 from pawmanity.core.extensions import db, docstore
 from pawmanity.notifications.models import Notification
 from pawmanity.triage import diagnoses
@@ -109,6 +111,38 @@ def test_mongodb_down_loses_nothing_and_duplicates_nothing(client, auth, owner_a
     # A second delivery of the same document (a worker that crashed after writing) still stores it once.
     diagnoses._store(waiting[0].document)
     assert len(logs()) == 1
+
+
+def test_the_log_is_committed_with_the_answer_and_survives_a_crash_before_delivery(client, auth, owner_and_dog,
+                                                                                  monkeypatch):
+    """The copy to MongoDB runs after the answer; a process that dies before it loses nothing."""
+    owner, dog = owner_and_dog
+    follow_ups = []
+    monkeypatch.setattr(offload, "after_response", lambda function, *args: follow_ups.append((function, args)))
+    response = client.post(URL, headers=auth(owner), json=body(dog, "vomiting", "diarrhea"))
+    assert response.status_code == 201
+    diagnosis_id = response.get_json()["id"]
+    # Committed before the answer, in the transaction of the audit row: both there, or neither.
+    waiting = db.session.get(DiagnosisLogOutbox, uuid.UUID(diagnosis_id))
+    assert waiting.document["_id"] == diagnosis_id and waiting.document["raw"]["condition_probabilities"]
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "diagnosis.create",
+                                                      AuditEvent.object_id == diagnosis_id)) is not None
+    assert logs() == [] and len(follow_ups) == 1  # the copy to the store is only scheduled
+    assert client.get(f"{URL}/{diagnosis_id}", headers=auth(owner)).status_code == 200  # readers see it meanwhile
+    # The worker died before the follow-up ran: the beat's drain delivers it, once.
+    assert diagnoses.drain_outbox() == 1
+    assert [log["_id"] for log in logs()] == [diagnosis_id]
+    function, args = follow_ups.pop()  # the follow-up running late after all changes nothing
+    function(*args)
+    assert [log["_id"] for log in logs()] == [diagnosis_id]
+    assert db.session.scalar(select(func.count()).select_from(DiagnosisLogOutbox)) == 0
+
+
+def test_a_delivered_log_leaves_the_outbox(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog
+    response = client.post(URL, headers=auth(owner), json=body(dog, "itching"))
+    assert [log["_id"] for log in logs()] == [response.get_json()["id"]]
+    assert db.session.scalar(select(func.count()).select_from(DiagnosisLogOutbox)) == 0
 
 
 def test_no_model_is_a_503(make_app, auth, owner_and_dog, tmp_path):

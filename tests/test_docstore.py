@@ -38,3 +38,33 @@ def test_unknown_scheme_fails_start_up(make_app):
 
 def test_backends_are_a_plain_registry():
     assert {"mongodb", "mongodb+srv", "montydb"} <= set(docstore_module.BACKENDS)
+
+
+def test_the_embedded_store_writes_a_new_log_by_key_without_reading_the_collection(make_app, tmp_path, monkeypatch):
+    """An upsert makes MontyDB decode every stored document to find the _id: each log cost more than the last."""
+    from montydb.collection import MontyCollection
+
+    with make_app(MONGO_URI=f"montydb://{tmp_path / 'docs'}").app_context():
+        logs = docstore.db["diagnosis_logs"]
+        logs.insert_one({"_id": "old", "urgency": 1})
+        scans = []
+        real_scan = MontyCollection._internal_scan_query
+
+        def counted_scan(self, query):
+            scans.append(query)
+            return real_scan(self, query)
+
+        monkeypatch.setattr(MontyCollection, "_internal_scan_query", counted_scan)
+        docstore_module.store_by_id(logs, {"_id": "new", "urgency": 3})
+        assert scans == []
+        # Delivered again (a worker that died after writing): replaced, still one copy.
+        docstore_module.store_by_id(logs, {"_id": "new", "urgency": 4})
+        assert [doc["urgency"] for doc in logs.find({"_id": "new"})] == [4]
+        assert logs.count_documents({}) == 2
+
+
+def test_a_second_delivery_replaces_on_the_test_double_too(app):
+    logs = docstore.db["diagnosis_logs"]
+    docstore_module.store_by_id(logs, {"_id": "d1", "urgency": 2})
+    docstore_module.store_by_id(logs, {"_id": "d1", "urgency": 5})
+    assert [doc["urgency"] for doc in logs.find({})] == [5]

@@ -15,7 +15,7 @@ PACKAGES = ("pawmanity", "blueprints")
 # pawmanity's packages from the bottom up: each may import those before it, never one after it. The top-level
 # modules (the factory, cli, demo, metadata, worker) compose the domains and may import any of them.
 LAYERS = ("core", "audit", "identity", "notifications", "scheduling", "care", "appointments", "conversations",
-          "media", "triage", "pharmacy", "vitals", "fhir", "webhooks", "privacy")
+          "media", "triage", "pharmacy", "vitals", "fhir", "webhooks", "privacy", "sync")
 
 
 def project_modules(root=ROOT):

@@ -5,12 +5,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import update as sa_update
 
+from pawmanity.care.models import WeightMeasurement
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.notifications.models import Notification
-from pawmanity.vitals.models import Alert, Device, Observation
+from pawmanity.vitals import readings as readings_service
+from pawmanity.vitals.models import Alert, Device, HourlyRollup, Observation
 from tests.support import assert_problem, iso, postgres_only
 
 VITALS = "/api/v1/vitals"
@@ -275,3 +278,134 @@ def test_concurrent_copies_of_a_batch_store_one_row_per_sample(make_app, gen_use
         assert rows() == 500 and created == 500
         assert db.session.scalar(select(func.count(func.distinct(Observation.sample_id)))) == 500
         assert db.session.scalar(select(func.count()).select_from(Alert)) == 0
+
+
+def assert_rollups_match_the_readings():
+    """Every hourly rollup is exactly the count, sum, min and max of its hour's readings, and no hour is missing."""
+    hour = func.floor(func.date_part("epoch", Observation.taken_at) / 3600) * 3600 \
+        if db.engine.dialect.name == "postgresql" else \
+        cast(func.strftime("%s", Observation.taken_at), Integer) / 3600 * 3600
+    raw = {(str(patient), measurement, int(at)): (count, pytest.approx(total), low, high)
+           for patient, measurement, at, count, total, low, high in db.session.execute(
+               select(Observation.patient_id, Observation.measurement, hour, func.count(), func.sum(Observation.value),
+                      func.min(Observation.value), func.max(Observation.value))
+               .group_by(Observation.patient_id, Observation.measurement, hour))}
+    rollups = {(str(r.patient_id), r.measurement, r.hour): (r.count, r.total, r.minimum, r.maximum)
+               for r in db.session.scalars(select(HourlyRollup))}
+    assert rollups == raw and rollups
+
+
+class TestRollups:
+    def test_the_rollups_agree_with_the_readings_through_inserts_and_updates(self, client, home):
+        start = (utcnow() - timedelta(days=3)).replace(minute=17, second=0, microsecond=0)
+        readings = [{"sample_id": f"r{n}", "measurement": "heart_rate", "value": 50 + (n * 37) % 90, "unit": "/min",
+                     "taken_at": iso(start + timedelta(minutes=7 * n))} for n in range(300)]
+        post_batch(client, home["headers"], home["pet"], readings[150:])
+        post_batch(client, home["headers"], home["pet"], readings[:150])
+        # A higher version moves a reading to another hour and to a new extreme: both hours are recomputed.
+        moved = {**readings[0], "value": 250, "taken_at": iso(start + timedelta(hours=20, minutes=3)), "version": 2}
+        assert post_batch(client, home["headers"], home["pet"], [moved, {**readings[5], "value": 20, "version": 2}]) \
+            == ["updated", "updated"]
+        post_batch(client, home["headers"], home["pet"], [
+            {"sample_id": "t1", "measurement": "body_temperature", "value": 38.5, "unit": "Cel",
+             "taken_at": iso(start)}])
+        assert_rollups_match_the_readings()
+        # The series read from rollups (whole hours) and readings (the partial first and last hours) is the series
+        # of the readings alone, for every bucket of whole hours.
+        begin, end = start + timedelta(minutes=41), start + timedelta(hours=33, minutes=12)
+        for seconds in (3600, 6 * 3600, 86400):
+            from_rollups = readings_service.series(home["pet"].id, "heart_rate", begin, end, seconds)
+            from_readings = readings_service.series(home["pet"].id, "heart_rate", begin, end, seconds, rollups=False)
+            assert from_rollups.keys() == from_readings.keys() and len(from_rollups) > 1
+            for at, (low, high, total, count) in from_readings.items():
+                assert from_rollups[at] == (low, high, pytest.approx(total), count)
+        window = (f"patient_id={home['pet'].id}&measurement=heart_rate&from={iso(begin)}&to={iso(end)}"
+                  ).replace("+", "%2B")
+        points = client.get(f"{VITALS}?{window}&bucket=1h", headers=home["headers"]).get_json()["points"]
+        assert sum(point["count"] for point in points) == client.get(
+            f"{VITALS}?{window}&per_page=1", headers=home["headers"]).get_json()["total"]
+        assert max(point["max"] for point in points) == 250
+
+    def test_a_rebuild_recomputes_what_was_written_around_the_app(self, client, home):
+        post_batch(client, home["headers"], home["pet"], heart_rates(90))
+        db.session.execute(sa_update(Observation).values(value=Observation.value + 1000))  # a bulk fix in SQL
+        db.session.commit()
+        assert db.session.scalar(select(func.max(HourlyRollup.maximum))) < 1000
+        assert readings_service.rebuild_rollups() == db.session.scalar(select(func.count()).select_from(HourlyRollup))
+        assert db.session.scalar(select(func.max(HourlyRollup.maximum))) > 1000
+        assert_rollups_match_the_readings()
+
+
+class TestWeights:
+    def test_a_recorded_weight_is_a_body_weight_reading_too(self, client, auth, home):
+        measured_at = (utcnow() - timedelta(hours=2)).replace(microsecond=0)
+        response = client.post(f"/api/v1/patients/{home['pet'].id}/weights", headers=home["headers"],
+                                json={"weight_kg": 12.345, "measured_at": iso(measured_at)})
+        assert response.status_code == 201, response.get_json()
+        created = client.post("/api/v1/patients", headers=home["headers"],
+                              json={"name": "Rex", "species": "dog", "weight_kg": 30})
+        assert created.status_code == 201, created.get_json()
+        updated = client.patch(f"/api/v1/patients/{home['pet'].id}", headers=home["headers"], json={"weight_kg": 13})
+        assert updated.status_code == 200, updated.get_json()
+        weights = db.session.scalars(select(WeightMeasurement).order_by(WeightMeasurement.id)).all()
+        readings = {r.sample_id: r for r in db.session.scalars(select(Observation))}
+        assert sorted(readings) == sorted(f"weight-{w.id}" for w in weights) and len(weights) == 3
+        for weight in weights:
+            reading = readings[f"weight-{weight.id}"]
+            assert (reading.patient_id, reading.measurement, reading.loinc, reading.unit, reading.taken_at,
+                    reading.source_kind, reading.source_id) == (
+                weight.patient_id, "body_weight", "29463-7", "kg", weight.measured_at, "user", home["owner"].id)
+            assert reading.value == pytest.approx(float(weight.weight_kg))
+        window = (f"patient_id={home['pet'].id}&measurement=29463-7&from={iso(measured_at - timedelta(hours=1))}"
+                  f"&to={iso(utcnow() + timedelta(minutes=1))}").replace("+", "%2B")
+        listed = client.get(f"{VITALS}?{window}", headers=home["headers"]).get_json()["items"]
+        assert [item["value"] for item in listed] == [12.345, 13]
+        assert_rollups_match_the_readings()
+
+    def test_a_refused_weight_leaves_no_reading(self, client, home):
+        response = client.post(f"/api/v1/patients/{home['pet'].id}/weights", headers=home["headers"],
+                               json={"weight_kg": 12, "measured_at": iso(utcnow() + timedelta(days=1))})
+        assert_problem(response, 422)
+        assert rows() == 0
+
+
+@postgres_only
+def test_concurrent_batches_of_one_patient_keep_the_rollups_exact(make_app, gen_user, gen_patient, tokens_for):
+    """Different samples in the same hours, sent at once: each batch's recompute must see the others' readings."""
+    app = make_app()
+    with app.app_context():
+        owner = gen_user()
+        pet_id = str(gen_patient(owner).id)
+        token = tokens_for(owner)["access_token"]
+    start = utcnow() - timedelta(days=1)
+    batches = [heart_rates(240, start=start + timedelta(seconds=n), value=60 + 10 * n, prefix=f"c{n}")
+               for n in range(4)]
+    barrier, statuses = threading.Barrier(len(batches)), []
+
+    def send(readings):
+        with app.app_context():
+            barrier.wait()
+            response = app.test_client().post(f"{VITALS}/batch", headers={"Authorization": f"Bearer {token}"},
+                                              json={"patient_id": pet_id, "readings": readings})
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=send, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * len(batches)
+    with app.app_context():
+        assert rows() == 960
+        assert_rollups_match_the_readings()
+
+
+def test_series_points_are_written_exactly_as_their_schema_would():
+    from blueprints.vitals.schemas import BucketOut, SeriesOut
+
+    start = utcnow().replace(minute=0, second=0, microsecond=0)
+    points = [{"start": start + timedelta(hours=n), "min": 60 + n, "max": 90.5, "mean": 75.1234, "count": 60 - n}
+              for n in range(3)]
+    dumped = SeriesOut().dump({"patient_id": "p", "measurement": "heart_rate", "loinc": "8867-4", "unit": "/min",
+                               "bucket": "1h", "points": points})
+    assert dumped["points"] == BucketOut(many=True).dump(points) and dumped["points"][1]["start"].endswith("Z")

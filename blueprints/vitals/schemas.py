@@ -92,13 +92,32 @@ class BucketOut(Schema):
     count = fields.Integer(required=True)
 
 
+class BucketList(fields.List):
+    """A list of BucketOut (and documented as one), written without a schema dump per point: a year by hour is 8,760
+    points, and dumping each through BucketOut took most of the answer's time once the rollups made the query fast.
+    A test checks that it writes exactly what BucketOut would."""
+
+    _start = UTCDateTime()
+
+    def __init__(self, **kwargs):
+        super().__init__(fields.Nested(BucketOut), **kwargs)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        start = self._start._serialize
+        return [{"start": start(point["start"], "start", point), "min": float(point["min"]),
+                 "max": float(point["max"]), "mean": float(point["mean"]), "count": int(point["count"])}
+                for point in value]
+
+
 class SeriesOut(Schema):
     patient_id = fields.String(required=True)
     measurement = fields.String(required=True)
     loinc = fields.String(required=True)
     unit = fields.String(required=True)
     bucket = fields.String(required=True)
-    points = fields.List(fields.Nested(BucketOut), required=True)
+    points = BucketList(required=True)
 
 
 class DeviceIn(Schema):

@@ -10,6 +10,7 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import joinedload, selectinload
 
 from pawmanity.audit import trail
 from pawmanity.care import access
@@ -21,7 +22,7 @@ from pawmanity.core.extensions import db
 from pawmanity.identity.models import User
 from pawmanity.notifications.notifier import notify
 from pawmanity.scheduling import availability, doctors
-from pawmanity.scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentEvent, DoctorProfile, DoctorSpecies
+from pawmanity.scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentEvent, DoctorProfile
 
 EARLIEST_WINDOW = timedelta(days=7)
 
@@ -46,12 +47,13 @@ def book(actor, *, doctor_id, patient_id, start, type, reason=None):
     _check_booking_quota(actor)
     _lock_doctor_calendar(doctor.id)
     _check_start(doctor, start)  # after the lock: time off added meanwhile is seen
+    # The history's first entry goes in with the appointment: one flush, and no query to load an empty history.
     appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, booked_by=actor.user_id,
                               start_at=start, end_at=start + timedelta(minutes=doctor.slot_minutes),
-                              type=type, reason=reason, status="requested")
+                              type=type, reason=reason, status="requested",
+                              events=[_event(actor, "book", None, "requested", to_start=start)])
     db.session.add(appointment)
     _flush_or_slot_taken()
-    _log(appointment, actor, "book", None, "requested", to_start=start)
     trail.record("appointment.book", actor, object_type="appointment", object_id=appointment.id,
                  detail={"patient_id": str(patient.id), "doctor_id": str(doctor.id)})
     _notify_parties(appointment, "appointment.booked", "New appointment request",
@@ -151,7 +153,9 @@ def get_appointment(actor, appointment_id):
 
 
 def list_appointments(actor, *, page, per_page, status=None, since=None, until=None):
-    query = visible_appointments_query(actor).order_by(Appointment.start_at, Appointment.id)
+    # AppointmentOut shows each appointment's history: one query for the page's histories, not one per row.
+    query = visible_appointments_query(actor).options(selectinload(Appointment.events)) \
+        .order_by(Appointment.start_at, Appointment.id)
     if status:
         query = query.where(Appointment.status == status)
     if since:
@@ -183,7 +187,7 @@ def calendar_appointments(actor, *, via="bearer_token"):
         .order_by(Appointment.start_at).limit(500)
     appointments = db.session.scalars(query).all()
     trail.record("appointment.calendar", actor, object_type="appointment",
-                 detail={"count": len(appointments), "via": via})
+                 detail={"ids": [str(item.id) for item in appointments], "via": via})
     db.session.commit()
     return appointments
 
@@ -213,15 +217,14 @@ def relation_to(actor, appointment):
 
 
 def _bookable_doctor(doctor_id, patient):
-    doctor = db.session.get(DoctorProfile, doctor_id)
+    # With its account (bookable() asks whether it is active) in the same query.
+    doctor = db.session.get(DoctorProfile, doctor_id, options=[joinedload(DoctorProfile.user)])
     if doctor is None:
         raise NotFound("No such doctor.", code="doctor_not_found")
     if not doctors.bookable(doctor):
         raise Conflict("This doctor cannot be booked until an admin has verified them.",
                        code="doctor_not_bookable")
-    treats = db.session.scalar(select(exists().where(DoctorSpecies.doctor_id == doctor.id,
-                                                     DoctorSpecies.species == patient.species)))
-    if not treats:
+    if patient.species not in doctor.species_treated:  # loaded with the profile (lazy="selectin")
         raise Conflict(f"This doctor does not treat {patient.species} patients.", code="species_not_treated")
     return doctor
 
@@ -278,9 +281,13 @@ def _flush_or_slot_taken():
 
 def _log(appointment, actor, action, from_status, to_status, *, from_start=None, to_start=None, note=None):
     # Through the collection, so the history is loaded before the commit and the answer needs no query after it.
-    appointment.events.append(AppointmentEvent(actor_id=actor.user_id, action=action, from_status=from_status,
-                                               to_status=to_status, from_start_at=from_start, to_start_at=to_start,
-                                               note=note))
+    appointment.events.append(_event(actor, action, from_status, to_status, from_start=from_start,
+                                     to_start=to_start, note=note))
+
+
+def _event(actor, action, from_status, to_status, *, from_start=None, to_start=None, note=None):
+    return AppointmentEvent(actor_id=actor.user_id, action=action, from_status=from_status, to_status=to_status,
+                            from_start_at=from_start, to_start_at=to_start, note=note)
 
 
 def guardian_ids(patient_id):

@@ -1,10 +1,16 @@
-"""Patients (people and animals), their guardians and weights. Every read of patient data is audited."""
+"""Patients (people and animals), their guardians and weights. Every read of patient data is audited.
+
+A recorded weight is announced with `weight_recorded` (measurement=the WeightMeasurement, flushed, so its id is
+known) inside its transaction; the vitals domain, above this one, subscribes in the app factory and stores it as a
+body-weight reading too.
+"""
 
 import hashlib
 import secrets
 from datetime import date, timedelta
 from decimal import Decimal
 
+from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,6 +28,8 @@ from pawmanity.identity.models import User
 from pawmanity.notifications.notifier import queue_email
 
 GRAM = Decimal("0.001")
+signals = Namespace()
+weight_recorded = signals.signal("weight-recorded")
 PROFILE_FIELDS = ("name", "species", "breed", "sex", "date_of_birth", "microchip_id")
 
 
@@ -46,9 +54,9 @@ def create_patient(actor, data):
     patient = Patient(**data)
     patient.guardianships.append(Guardianship(user_id=actor.user_id, relation=relation, is_primary=True))
     db.session.add(patient)
-    if weight is not None:
-        _record_weight(patient, weight, utcnow(), actor)
+    measurement = _record_weight(patient, weight, utcnow(), actor) if weight is not None else None
     db.session.flush()
+    _announce_weights([measurement] if measurement else [])
     trail.record("patient.create", actor, object_type="patient", object_id=patient.id)
     db.session.commit()
     return patient
@@ -83,11 +91,10 @@ def update_patient(actor, patient_id, changes, *, expected_version=None):
     _check_profile({**{field: getattr(patient, field) for field in PROFILE_FIELDS}, **changes})
     for field, value in changes.items():
         setattr(patient, field, value)
-    if weight is not None:
-        _record_weight(patient, weight, utcnow(), actor)
+    measurement = _record_weight(patient, weight, utcnow(), actor) if weight is not None else None
     trail.record("patient.update", actor, object_type="patient", object_id=patient.id,
                  detail={"fields": sorted(changes) + (["weight_kg"] if weight is not None else [])})
-    _commit_versioned()
+    _commit_versioned(weights=[measurement] if measurement else [])
     return patient
 
 
@@ -108,7 +115,7 @@ def add_weight(actor, patient_id, weight_kg, measured_at):
     patient, _ = access.visible_patient(actor, patient_id)
     measurement = _record_weight(patient, weight_kg, measured_at, actor)
     trail.record("patient.weight", actor, object_type="patient", object_id=patient.id)
-    _commit_versioned()
+    _commit_versioned(weights=[measurement])
     return measurement
 
 
@@ -241,8 +248,18 @@ def _check_profile(data):
                            errors={"date_of_birth": ["Must not be in the future."]})
 
 
-def _commit_versioned():
+def _announce_weights(measurements):
+    for measurement in measurements:
+        weight_recorded.send(None, measurement=measurement)
+
+
+def _commit_versioned(weights=()):
+    """Commit; a concurrent change to the patient is 412. New weights are flushed first (all the patient's changes in
+    one UPDATE, one version bump) and announced, so their vital-sign twins commit with them."""
     try:
+        if weights:
+            db.session.flush()
+            _announce_weights(weights)
         db.session.commit()
     except StaleDataError:
         db.session.rollback()

@@ -68,7 +68,7 @@ def list_messages(actor, consultation_id, *, after=None, page=1, per_page=100):
         query = query.where(Message.seq > anchor)
     listed = paginate(query, page=page, per_page=per_page)
     trail.record("message.list", actor, object_type="consultation", object_id=consultation.id,
-                 detail={"count": len(listed["items"])})
+                 detail={"ids": [str(message.id) for message in listed["items"]]})
     db.session.commit()
     return listed
 

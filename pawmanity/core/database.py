@@ -69,7 +69,21 @@ def _discard_on_commit(session):
 
 
 def paginate(statement, *, page, per_page):
-    """A SELECT in, a page envelope out."""
-    total = db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))
-    items = db.session.scalars(statement.limit(per_page).offset((page - 1) * per_page)).all()
+    """A SELECT of one entity in, a page envelope out.
+
+    The total rides on the page's own query as a window function (`count(*) OVER ()`, computed before LIMIT), so a
+    page costs one round trip; only a page past the end, which has no row to carry it, asks for the count apart.
+    """
+    offset = (page - 1) * per_page
+    if len(statement.column_descriptions) != 1:  # not a single entity: the plain way
+        total = _count(statement)
+        items = db.session.scalars(statement.limit(per_page).offset(offset)).all()
+        return {"items": items, "page": page, "per_page": per_page, "total": total}
+    rows = db.session.execute(statement.add_columns(func.count().over()).limit(per_page).offset(offset)).all()
+    items = [row[0] for row in rows]
+    total = rows[0][1] if rows else (0 if offset == 0 else _count(statement))
     return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+def _count(statement):
+    return db.session.scalar(select(func.count()).select_from(statement.order_by(None).subquery()))

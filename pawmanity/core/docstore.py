@@ -9,8 +9,13 @@ Clients are created on first use, never at import or in create_app.
 Callers that can do without the store (the diagnosis log has its outbox) go through `run`, a circuit breaker: after
 a failure the store is skipped for DOCSTORE_BREAKER_SECONDS, so each request does not wait out pymongo's 2 s server
 selection while MongoDB is down; then one caller tries again, and a success closes the breaker.
+
+`store_by_id` writes a document under its own _id with an insert, which every backend does by key; an upsert
+(`replace_one(..., upsert=True)`) makes MontyDB read and decode the whole collection to look for the _id first, so
+each diagnosis log cost more than the one before (55% of the worker's CPU at a few hundred logs).
 """
 
+import functools
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -32,6 +37,24 @@ def _montydb_client(uri):
     path.mkdir(parents=True, exist_ok=True)
     set_storage(str(path), storage="sqlite")
     return MontyClient(str(path), tz_aware=True)
+
+
+@functools.cache
+def duplicate_key_errors():
+    """What the backends raise for an _id already stored (mongomock raises pymongo's)."""
+    from montydb.errors import DuplicateKeyError as MontyDuplicateKey
+    from pymongo.errors import DuplicateKeyError
+
+    return DuplicateKeyError, MontyDuplicateKey
+
+
+def store_by_id(collection, document):
+    """Store `document` under its _id, replacing any earlier copy: an insert, and a replace only when the _id is
+    already there (a log delivered again), so the common case is one keyed write on MontyDB too."""
+    try:
+        collection.insert_one(document)
+    except duplicate_key_errors():
+        collection.replace_one({"_id": document["_id"]}, document, upsert=True)
 
 
 BACKENDS = {
@@ -62,6 +85,11 @@ class DocStore:
         if state["client"] is None:
             state["client"] = BACKENDS[state["scheme"]](state["uri"])
         return state["client"]
+
+    @property
+    def blocking(self):
+        """Whether the backend waits without yielding to the event loop (the embedded store's disk writes)."""
+        return self._state()["scheme"] == "montydb"
 
     @property
     def db(self):

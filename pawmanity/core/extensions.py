@@ -1,5 +1,6 @@
-"""Extension objects, created once without an app and bound in create_app(), with the two small adaptations of
-ours they need: flask-smorest's Api documenting errors as problem details, and a lazy Redis client.
+"""Extension objects, created once without an app and bound in create_app(), with the small adaptations of
+ours they need: flask-smorest's Api documenting errors as problem details, a JWT manager that decodes a token
+once, and a lazy Redis client.
 
 Nothing here opens a connection: each object connects lazily, on first use, inside an app.
 """
@@ -7,10 +8,14 @@ Nothing here opens a connection: each object connects lazily, on first use, insi
 from http import HTTPStatus
 
 import flask_smorest
+import jwt as pyjwt
 from celery import Celery, Task
 from flask import current_app, send_from_directory
 from flask_cors import CORS
 from flask_jwt_extended import JWTManager
+from flask_jwt_extended.config import config as jwt_config
+from flask_jwt_extended.default_callbacks import default_decode_key_callback
+from flask_jwt_extended.tokens import _decode_jwt
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_mail import Mail
@@ -23,6 +28,30 @@ from sqlalchemy import MetaData
 from pawmanity.core.docstore import DocStore
 from pawmanity.core.errors import PROBLEM_MIMETYPE
 from pawmanity.core.schemas import ProblemSchema
+
+
+class OneDecodeJWTManager(JWTManager):
+    """flask-jwt-extended 4.7 decodes every token twice: once without checking its signature, only to hand its claims
+    to a decode-key callback, then for real. PAWMANITY verifies every token with the one configured key, so the first
+    decode is work for nothing on every authenticated request; it is skipped unless a decode-key callback is set."""
+
+    def _decode_jwt_from_config(self, encoded_token, csrf_value=None, allow_expired=False):
+        if self._decode_key_callback is not default_decode_key_callback:
+            return super()._decode_jwt_from_config(encoded_token, csrf_value, allow_expired)
+        options = {
+            "algorithms": jwt_config.decode_algorithms, "audience": jwt_config.decode_audience,
+            "csrf_value": csrf_value, "encoded_token": encoded_token,
+            "identity_claim_key": jwt_config.identity_claim_key, "issuer": jwt_config.decode_issuer,
+            "leeway": jwt_config.leeway, "secret": jwt_config.decode_key,
+            "verify_aud": jwt_config.decode_audience is not None, "verify_sub": jwt_config.verify_sub,
+        }
+        try:
+            return _decode_jwt(**options, allow_expired=allow_expired)
+        except pyjwt.ExpiredSignatureError as error:
+            # What the library attaches for its expired-token callback (a signature-checked decode, as it does).
+            error.jwt_header = pyjwt.get_unverified_header(encoded_token)
+            error.jwt_data = _decode_jwt(**options, allow_expired=True)
+            raise
 
 
 class PawmanityApi(flask_smorest.Api):
@@ -106,7 +135,7 @@ NAMING_CONVENTION = {
 # again: a connection lost just after the commit can no longer turn a stored write into a reported failure.
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 migrate = Migrate()
-jwt = JWTManager()
+jwt = OneDecodeJWTManager()
 api = PawmanityApi()
 socketio = SocketIO()
 cors = CORS()

@@ -11,6 +11,10 @@ Two pools, so a burst of sign-ins cannot queue behind image uploads or the rever
 
 Each pool is bounded twice: by its threads and by how many jobs may wait. When both are full the caller gets
 `Busy` (503 with Retry-After) at once instead of an unbounded wait that would hold its connection and memory.
+
+`after_response` runs a follow-up (delivering a diagnosis log already committed to the outbox) in a green thread of
+its own, so the caller's answer does not wait for it; without a green event loop (tests, the CLI) it runs at once.
+Only work whose data is already durable belongs there: the process may die before it runs.
 """
 
 import threading
@@ -76,6 +80,31 @@ class _BoundedGeventPool:
             return _unwrap(self.pool.apply(_outcome_of, (function, args, kwargs)))
         finally:
             self.in_flight -= 1
+
+
+def after_response(function, *args):
+    """`function(*args)` in an app context of its own, after the current request's answer when served by gevent or
+    eventlet, else right now. What it raises is logged, never raised to the request."""
+    app = current_app._get_current_object()
+
+    def follow_up():
+        with app.app_context():
+            try:
+                function(*args)
+            except Exception:
+                app.logger.exception("follow-up work after the response failed")
+
+    mode = current_app.config.get("ASYNC_MODE")
+    if mode == "gevent" and _gevent_patched():
+        import gevent
+
+        gevent.spawn(follow_up)
+    elif mode == "eventlet" and _eventlet_patched():
+        import eventlet
+
+        eventlet.spawn_n(follow_up)
+    else:
+        follow_up()
 
 
 def _outcome_of(function, args, kwargs):

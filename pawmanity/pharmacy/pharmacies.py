@@ -8,6 +8,7 @@ import math
 
 from sqlalchemy import Float, exists, func, literal_column, null, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from pawmanity.audit import trail
 from pawmanity.core.database import paginate
@@ -226,6 +227,7 @@ def list_stock(actor, pharmacy_id):
     today = stock_today()
     rows = db.session.execute(select(StockItem, available_expression()).where(StockItem.pharmacy_id == pharmacy_id)
                               .join(Medicine, Medicine.id == StockItem.medicine_id)
+                              .options(contains_eager(StockItem.medicine))  # in the one query, not one per item
                               .order_by(Medicine.name, Medicine.strength)).all()
     lots = {}
     for lot in db.session.scalars(select(StockLot).where(StockLot.stock_item_id.in_([item.id for item, _ in rows]))

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from pawmanity.care.models import Guardianship, MedicalRecord, MedicalRecordVersion, Upload, WeightMeasurement
 from pawmanity.conversations.models import Consultation, Message
 from pawmanity.core.docstore import DocStoreUnavailable
+from pawmanity.core.encryption.fields import fields_of
 from pawmanity.core.errors import ServiceUnavailable
 from pawmanity.core.extensions import db, docstore
 from pawmanity.fhir import server
@@ -38,12 +39,17 @@ COMPARTMENT = (
 # The visibility queries' widest view, used only after the caller's own access check.
 EVERYTHING = Actor(role="admin")
 # Never exported or kept: secrets and lookup keys, not information about the person.
-HIDDEN_COLUMNS = {"password_hash", "email_skeleton", "token_hash", "secret_hash"}
+HIDDEN_COLUMNS = {"password_hash", "email_skeleton", "token_hash", "secret_hash", "secret"}
 
 
 def row_dict(row):
-    return {column.key: jsonable(getattr(row, column.key)) for column in row.__mapper__.column_attrs
-            if column.key not in HIDDEN_COLUMNS}
+    """A row as the person would read it: encrypted identifiers in plain text, never their ciphertexts or indexes."""
+    encrypted = fields_of(row)
+    stored_forms = {attr for field in encrypted for attr in (field.ciphertext_attr, field.index_attr)}
+    found = {column.key: jsonable(getattr(row, column.key)) for column in row.__mapper__.column_attrs
+             if column.key not in HIDDEN_COLUMNS | stored_forms}
+    found.update({field.name: getattr(row, field.name) for field in encrypted if field.name not in HIDDEN_COLUMNS})
+    return found
 
 
 def jsonable(value):

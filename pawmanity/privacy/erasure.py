@@ -116,9 +116,12 @@ def erase_user(user, actor):
                           (PharmacyStaff, PharmacyStaff.user_id)):
         for row in db.session.scalars(select(model).where(column == user.id)).all():
             _delete(done, row)
-    for row in db.session.scalars(select(GuardianInvitation).where(
-            (GuardianInvitation.invited_by == user.id) | (GuardianInvitation.email == user.email))).all():
-        _delete(done, row)
+    # Invitation addresses are encrypted without a blind index (nothing looks them up by address), so those sent to
+    # this person are found by decrypting: erasure is rare and the table holds only invitations.
+    address = user.email.lower()
+    for row in db.session.scalars(select(GuardianInvitation)).all():
+        if row.invited_by == user.id or (row.email or "").lower() == address:
+            _delete(done, row)
     done["deleted"]["data_exports"] += archive.delete_for_owner(user.id)
     pseudonym = f"erased-{uuid.uuid4().hex}@{ERASED_DOMAIN}"
     user.email, user.email_skeleton = pseudonym, email_skeleton(pseudonym)

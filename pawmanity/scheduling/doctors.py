@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from sqlalchemy import exists, select
+from sqlalchemy.orm import contains_eager
 
 from pawmanity.audit import trail
 from pawmanity.core.database import utcnow
@@ -119,7 +120,9 @@ def delete_time_off(actor, time_off_id):
 
 def directory_query(*, specialty=None, species=None):
     """Verified doctors with active accounts, the ones patients can find and book."""
-    query = select(DoctorProfile).join(User, User.id == DoctorProfile.user_id).where(
+    # The join that filters on the account also fills `profile.user` (DoctorOut shows its name): no query per row.
+    query = select(DoctorProfile).join(User, User.id == DoctorProfile.user_id).options(
+        contains_eager(DoctorProfile.user)).where(
         DoctorProfile.verified_at.is_not(None), User.active.is_(True)).order_by(User.full_name, DoctorProfile.id)
     if specialty:
         query = query.where(DoctorProfile.specialty == normalize_specialty(specialty))

@@ -1,9 +1,15 @@
 """AI diagnoses: assess a patient's symptoms, log everything to MongoDB, and never lose a log.
 
 Every diagnosis writes one document (the request's symptom codes, free-text notes only with consent, all raw model
-outputs, the rules that fired, the model version, latency, caller, patient, time). When MongoDB cannot take it, the
-document waits in a PostgreSQL outbox committed with the audit row, and `drain_outbox` delivers it later; the
-document's _id is the diagnosis id, so delivering twice stores it once.
+outputs, the rules that fired, the model version, latency, caller, patient, time). The document is first committed
+to a PostgreSQL outbox in the same transaction as the audit row, so a log exists exactly when its diagnosis was
+answered, and is as durable as the audit trail. It is copied to MongoDB after the answer (`deliver`, in a green
+thread of its own; at once outside a server) and leaves the outbox when stored there. A log the process did not
+get to deliver (a crash, MongoDB down) waits for `drain_outbox` (Celery beat, every minute); the document's _id is
+the diagnosis id, so delivering twice stores it once. Readers look in the outbox too, so a log is never missing.
+
+Why after the answer: the embedded store (MontyDB on SQLite) waits for the disk on every write, and that wait was
+most of a diagnosis's time; the outbox row costs no extra disk wait, as it commits with the audit row.
 """
 
 import time
@@ -12,16 +18,16 @@ from datetime import date
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.care import access
 from pawmanity.care.access import ADMIN, DOCTOR_OF_RECORD, GUARDIAN
 from pawmanity.care.models import Patient
-from pawmanity.core import ratelimits
-from pawmanity.core.database import utcnow
-from pawmanity.core.docstore import DocStoreUnavailable
+from pawmanity.core import offload, ratelimits
+from pawmanity.core.database import on_commit, utcnow
+from pawmanity.core.docstore import DocStoreUnavailable, store_by_id
 from pawmanity.core.errors import InvalidInput, NotFound
 from pawmanity.core.extensions import db, docstore
 from pawmanity.notifications.notifier import notify
@@ -69,8 +75,8 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
                body=" ".join(result["recommendations"][:-1] or result["recommendations"]),
                data={"diagnosis_id": str(diagnosis_id), "patient_id": str(patient.id)})
         diagnosis_urgent.send(None, diagnosis_id=diagnosis_id, patient_id=patient.id)
-    if not _store(document):
-        db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
+    db.session.add(DiagnosisLogOutbox(diagnosis_id=diagnosis_id, patient_id=patient.id, document=document))
+    on_commit(lambda: offload.after_response(deliver, diagnosis_id))
     if commit:
         db.session.commit()
     return public
@@ -87,9 +93,9 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
     for waiting in db.session.scalars(select(DiagnosisLogOutbox).where(
             DiagnosisLogOutbox.delivered_at.is_(None), DiagnosisLogOutbox.patient_id.in_(patient_ids))):
         found.setdefault(waiting.document["_id"], waiting.document)
-    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"count": len(found)})
-    db.session.commit()
     ordered = sorted(found.values(), key=lambda doc: doc["created_at"], reverse=True)[:limit]
+    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"ids": [doc["_id"] for doc in ordered]})
+    db.session.commit()
     return [_public(doc) for doc in ordered]
 
 
@@ -138,6 +144,15 @@ def _document(diagnosis_id):
     return document
 
 
+def deliver(diagnosis_id):
+    """Copy one committed log from the outbox to MongoDB and take it out of the outbox; if the store cannot take
+    it now, it stays for `drain_outbox`. Safe to run twice (upsert by _id; a row already gone is left alone)."""
+    row = db.session.get(DiagnosisLogOutbox, diagnosis_id)
+    if row is not None and row.delivered_at is None and _store(row.document):
+        db.session.execute(delete(DiagnosisLogOutbox).where(DiagnosisLogOutbox.diagnosis_id == diagnosis_id))
+    db.session.commit()
+
+
 def drain_outbox(batch=100):
     """Deliver every waiting log to MongoDB, a batch at a time, until none is left or the store fails (then the
     rest waits for the next run). Safe to run again and from several workers (upsert by _id)."""
@@ -149,7 +164,7 @@ def drain_outbox(batch=100):
             if not _store(row.document):
                 db.session.commit()  # keep what did get through
                 return delivered
-            row.delivered_at = utcnow()
+            db.session.delete(row)  # stored in MongoDB: it leaves the outbox
             delivered += 1
         db.session.commit()
         if len(waiting) < batch:
@@ -159,8 +174,11 @@ def drain_outbox(batch=100):
 def _store(document):
     def write(store):
         collection = store[COLLECTION]
-        collection.replace_one({"_id": document["_id"]}, document, upsert=True)
         _ensure_indexes(collection)
+        if docstore.blocking:  # the embedded store waits for the disk: on the thread pool, the loop keeps answering
+            offload.run_blocking(store_by_id, collection, document)
+        else:
+            store_by_id(collection, document)
 
     try:
         docstore.run(write)

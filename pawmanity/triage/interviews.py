@@ -37,14 +37,14 @@ def start(actor, *, patient_id, symptoms, age_years=None, age_band=None):
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))
     age_range = diagnoses.patient_age_range(patient, age_years=age_years, age_band=age_band)
     assessment.check_symptoms(symptoms, knowledge_base().symptoms_for(patient.species), patient.species)
-    interview = TriageInterview(patient_id=patient.id, caller_id=actor.user_id, species=patient.species,
-                                status="asking", state={
+    # The id is chosen here, not by a flush: the row is then written once, with its first question, at the commit.
+    interview = TriageInterview(id=uuid.uuid4(), patient_id=patient.id, caller_id=actor.user_id,
+                                species=patient.species, status="asking", state={
                                     "age_range": list(age_range), "sex": diagnoses.patient_sex(patient),
                                     "present": {s["code"]: [s["severity"], s["duration_days"]] for s in symptoms},
                                     "denied": [], "questions": [], "stop_reason": None, "result": None})
-    db.session.add(interview)
-    db.session.flush()
     _advance(actor, interview, patient)
+    db.session.add(interview)
     trail.record("interview.start", actor, object_type="interview", object_id=interview.id,
                  detail={"patient_id": str(patient.id)})
     db.session.commit()
@@ -64,6 +64,8 @@ def answer(actor, interview_id, *, question_id, answer, severity=None, duration_
         raise Conflict(f"Question {question_id} was already answered {question['answer']!r}.")
     if interview.status == "finished":
         raise Conflict("The interview is finished.")
+    # Before the state changes: the access query would flush it, an UPDATE of the row that _advance repeats.
+    patient = access.visible_patient(actor, interview.patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))[0]
     state = {**state, "questions": [dict(q) for q in state["questions"]], "present": dict(state["present"]),
              "denied": list(state["denied"])}
     asked = next(q for q in state["questions"] if q["id"] == question_id)
@@ -75,7 +77,6 @@ def answer(actor, interview_id, *, question_id, answer, severity=None, duration_
     elif answer == "no":
         state["denied"].append(asked["code"])
     interview.state = state  # a new dict: JSON columns only notice reassignment
-    patient = access.visible_patient(actor, interview.patient_id, allow=(GUARDIAN, DOCTOR_OF_RECORD, ADMIN))[0]
     _advance(actor, interview, patient)
     trail.record("interview.answer", actor, object_type="interview", object_id=interview.id,
                  detail={"question": question_id, "answer": answer})

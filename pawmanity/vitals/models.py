@@ -56,6 +56,21 @@ class Observation(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
+class HourlyRollup(db.Model):
+    """count, sum, min and max of one patient's readings of one measurement in one UTC hour, recomputed from the
+    readings in the transaction that writes them: a year's chart reads 8,760 of these instead of 525,600 readings."""
+
+    __tablename__ = "vital_hourly_rollups"
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id", ondelete="CASCADE"), primary_key=True)
+    measurement: Mapped[str] = mapped_column(String(24), primary_key=True)
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # the hour's start, in seconds since 1970 (UTC)
+    count: Mapped[int] = mapped_column(Integer, nullable=False)
+    total: Mapped[float] = mapped_column(Float, nullable=False)
+    minimum: Mapped[float] = mapped_column(Float, nullable=False)
+    maximum: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 class AlertRule(IdMixin, db.Model):
     """A threshold for one measurement: for a species, or for one patient (overriding the species rule with the same
     measurement and direction). It opens when readings stay beyond `threshold` for `min_duration_seconds` and

@@ -6,6 +6,7 @@ import secrets
 
 from flask import current_app
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
 
 from pawmanity.audit import trail
 from pawmanity.core.database import on_commit, utcnow
@@ -86,7 +87,9 @@ def delete(actor, endpoint_id):
 
 def deliveries_query(endpoint_id, *, status=None):
     get(endpoint_id)
+    # Each delivery is shown with its message and its attempt log: loaded with the page, not one query per row.
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id) \
+        .options(joinedload(WebhookDelivery.message), selectinload(WebhookDelivery.attempt_log)) \
         .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id)
     if status:
         query = query.where(WebhookDelivery.status == status)
