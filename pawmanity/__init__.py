@@ -35,6 +35,7 @@ from pawmanity.core.extensions import (
     socketio,
 )
 from pawmanity.core.headers import register_security_headers
+from pawmanity.core.live import register_namespace, serve_asyncapi
 from pawmanity.core.observability import init_observability
 from pawmanity.core.plugins import load_plugins
 from pawmanity.identity import accounts
@@ -138,7 +139,8 @@ def register_extensions(app):
     register_cors(app)
     register_socketio(app)
     # Every Socket.IO connection, even to the default namespace, must present a valid access token.
-    socketio.on_namespace(AuthenticatedNamespace("/"))
+    register_namespace(app, AuthenticatedNamespace("/"))
+    serve_asyncapi(app)
     celery_init_app(app)
     init_observability(app)
 

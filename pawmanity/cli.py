@@ -52,7 +52,7 @@ def demo_load(force):
         raise click.ClickException("This is a production configuration: demo accounts share a published password "
                                    "and their doctors are verified. Use --force if you really mean it.")
     summary = demo.load(actor=CLI_ACTOR)
-    for line in summary:
+    for line in summary + demo.where_to_look(current_app.config["PUBLIC_URL"]):
         click.echo(line)
 
 

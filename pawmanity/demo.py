@@ -1,15 +1,20 @@
 """Demonstration data for `flask demo load`: a veterinary clinic and a family practice, with doctors and their
-hours, owners and their pets, and people with their own records. Idempotent; every account signs in with
-DEMO_PASSWORD, and the one in DEMO_MFA with a TOTP code as well.
+hours, owners and their pets, and people with their own records; an admin; and something to look at straight away:
+a video visit starting in a few minutes, with its consultation open and a few messages in it and its video session
+ready, and a confirmed appointment coming up. Idempotent (a visit that is over is replaced by a fresh one); every
+account signs in with DEMO_PASSWORD, and the one in DEMO_MFA with a TOTP code as well. It ends by printing where to
+look and whom to sign in as.
 """
 
 from datetime import date, timedelta
 
 from sqlalchemy import select
 
+from pawmanity.appointments import booking
 from pawmanity.audit import trail
 from pawmanity.care import patients
 from pawmanity.care.models import Guardianship, Patient
+from pawmanity.conversations import consultations, messaging, video
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity import accounts
@@ -17,15 +22,17 @@ from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import TotpFactor, User
 from pawmanity.pharmacy import pharmacies, stock
 from pawmanity.pharmacy.models import Pharmacy
-from pawmanity.scheduling.models import AvailabilityRule, DoctorProfile, DoctorSpecies
+from pawmanity.scheduling.models import Appointment, AvailabilityRule, DoctorProfile, DoctorSpecies
 from pawmanity.vitals import devices, readings
 from pawmanity.vitals.models import AlertRule
 
 DEMO_PASSWORD = "pawmanity-demo-2026"
 WEEKDAYS = range(0, 5)
+ADMIN_EMAIL = "admin@pawmanity.example"
 
 # email, name, role, doctor profile (specialty, species, timezone, hours) or None
 DEMO_ACCOUNTS = (
+    (ADMIN_EMAIL, "Ada Admin", "admin", None),
     # Happy Paws Veterinary Clinic, Berlin
     ("dr.rivera@happypaws.example", "Dr. Elena Rivera", "doctor",
      ("dermatology", ("dog", "cat", "rabbit"), "Europe/Berlin", ("09:00", "17:00"))),
@@ -90,6 +97,19 @@ DEMO_PATIENTS = {
 }
 
 
+# The live visit: Biscuit (Sam Lee's beagle) sees Dr. Okafor by video, starting a few minutes after loading.
+VISIT = {"doctor": "dr.okafor@happypaws.example", "owner": "sam.owner@example.com", "patient": "Biscuit",
+         "reason": "Demo: Biscuit keeps scratching his left ear", "lead_minutes": 5, "minutes": 30}
+VISIT_MESSAGES = (
+    ("owner", "Hello Dr. Okafor, Biscuit keeps scratching his left ear since Sunday."),
+    ("doctor", "Thanks, Sam. Is the ear red, or does it smell? We can look at it together on the video call."),
+    ("owner", "A bit red, no smell. I'll be on the call in a few minutes."),
+)
+# The appointment coming up: Rocket (Priya Nair's rabbit) with Dr. Okafor, the first free slot an hour from now.
+UPCOMING = {"doctor": "dr.okafor@happypaws.example", "owner": "priya.owner@example.com", "patient": "Rocket",
+            "reason": "Demo: Rocket's yearly check-up"}
+
+
 def loaded_accounts():
     """The demo accounts present in this database, for the front page (empty when demo data is not loaded)."""
     emails = [email for email, *_ in DEMO_ACCOUNTS]
@@ -104,6 +124,10 @@ def load(*, actor):
         if user is not None:
             lines.append(f"exists   {role:8} {email}")
             continue
+        if role == "admin":
+            accounts.ensure_admin(email=email, password=DEMO_PASSWORD, full_name=full_name, actor=actor)
+            lines.append(f"created  {role:8} {email}")
+            continue
         user = accounts.register(email=email, password=DEMO_PASSWORD, full_name=full_name, role=role, actor=actor)
         if doctor:
             _add_doctor_profile(user, *doctor, actor=actor)
@@ -115,9 +139,90 @@ def load(*, actor):
         lines.append(f"created  {role:8} {email}")
     lines += _load_pharmacies(actor)
     lines += _load_vitals(actor)
+    lines += _load_visit(actor)
+    lines += _load_upcoming(actor)
     lines.append(f"demo password for every account: {DEMO_PASSWORD}")
     lines += [f"{email} signs in with MFA; its demo TOTP secret: {secret}" for email, secret in DEMO_MFA.items()]
     return lines
+
+
+def where_to_look(public_url):
+    """The lines `flask demo load` ends with: the pages to open and whom to sign in as."""
+    return [
+        "",
+        "Try it:",
+        f"  home         {public_url}/",
+        f"  API docs     {public_url}/api/docs  (OpenAPI {public_url}/api/v1/openapi.json, "
+        f"AsyncAPI {public_url}/api/v1/asyncapi.json)",
+        f"  chat         {public_url}/chat   sign in as {VISIT['owner']} in one browser and {VISIT['doctor']} "
+        "in another",
+        f"  video call   {public_url}/video  the same two accounts; pick {VISIT['patient']}'s session",
+        f"  admin        {ADMIN_EMAIL} (the admin API: users, doctors' verification, break-glass reads)",
+        f"  password     {DEMO_PASSWORD}  (every demo account)",
+    ]
+
+
+def _user(email):
+    return db.session.scalar(select(User).where(User.email == email))
+
+
+def _as(user, actor):
+    return Actor(user_id=user.id, role=user.role, ip=actor.ip)
+
+
+def _scene(spec):
+    doctor_user, owner = _user(spec["doctor"]), _user(spec["owner"])
+    doctor = db.session.scalar(select(DoctorProfile).where(DoctorProfile.user_id == doctor_user.id))
+    patient = db.session.scalar(select(Patient).join(Guardianship).where(Guardianship.user_id == owner.id,
+                                                                         Patient.name == spec["patient"]))
+    return doctor_user, doctor, owner, patient
+
+
+def _load_visit(actor):
+    """A video visit starting in a few minutes: confirmed, its video session open, its consultation open with a
+    few messages. While one is still running a second load leaves it be; once it is over a fresh one is made."""
+    doctor_user, doctor, owner, patient = _scene(VISIT)
+    now = utcnow()
+    current = db.session.scalar(select(Appointment).where(
+        Appointment.patient_id == patient.id, Appointment.reason == VISIT["reason"], Appointment.end_at > now,
+        Appointment.status.in_(("confirmed", "in_progress"))))
+    if current is not None:
+        return [f"exists   a video visit: {patient.name} with {doctor_user.full_name} (consultation and call open)"]
+    start = now.replace(second=0, microsecond=0) + timedelta(minutes=VISIT["lead_minutes"])
+    # Written directly, as a clinic's front desk would squeeze it in: the doctor's published hours may be over.
+    appointment = Appointment(doctor_id=doctor.id, patient_id=patient.id, booked_by=owner.id, start_at=start,
+                              end_at=start + timedelta(minutes=VISIT["minutes"]), type="video",
+                              reason=VISIT["reason"], status="requested")
+    db.session.add(appointment)
+    db.session.flush()
+    trail.record("appointment.book", actor, object_type="appointment", object_id=appointment.id,
+                 detail={"demo": True})
+    as_doctor, as_owner = _as(doctor_user, actor), _as(owner, actor)
+    booking.advance(appointment, "doctor", as_doctor, "confirm")
+    db.session.commit()
+    video.create(as_doctor, appointment.id)
+    consultation, _ = consultations.start(as_doctor, appointment.id)
+    for number, (who, body) in enumerate(VISIT_MESSAGES, 1):
+        messaging.post_message(as_owner if who == "owner" else as_doctor, consultation.id, body=body,
+                               client_id=f"demo-{consultation.id.hex[:8]}-{number}", attachment_ids=[])
+    return [f"created  a video visit at {start:%H:%M} UTC: {patient.name} with {doctor_user.full_name}; its "
+            f"consultation is open with {len(VISIT_MESSAGES)} messages and its video session is ready"]
+
+
+def _load_upcoming(actor):
+    """A confirmed appointment coming up (the first free slot an hour from now), while there is none."""
+    doctor_user, doctor, owner, patient = _scene(UPCOMING)
+    now = utcnow()
+    upcoming = db.session.scalar(select(Appointment).where(
+        Appointment.patient_id == patient.id, Appointment.reason == UPCOMING["reason"], Appointment.start_at > now,
+        Appointment.status == "confirmed"))
+    if upcoming is not None:
+        return [f"exists   a confirmed appointment: {patient.name} with {doctor_user.full_name}"]
+    appointment = booking.book_earliest(_as(owner, actor), patient_id=patient.id, type="video", doctor_id=doctor.id,
+                                        after=now + timedelta(hours=1), reason=UPCOMING["reason"])
+    booking.transition(_as(doctor_user, actor), appointment.id, "confirm")
+    return [f"created  a confirmed appointment on {appointment.start_at:%Y-%m-%d %H:%M} UTC: {patient.name} with "
+            f"{doctor_user.full_name}"]
 
 
 def _load_pharmacies(actor):

@@ -102,3 +102,61 @@ def test_demo_has_pharmacies_with_stock_and_a_collar_sending_vitals(app, client)
     series = client.get(f"/api/v1/vitals?patient_id={biscuit['id']}&measurement=heart_rate&{window}&bucket=1d",
                         headers=headers).get_json()
     assert sum(point["count"] for point in series["points"]) == 24 * 60
+
+
+def test_demo_load_leaves_a_visit_to_look_at_and_says_where(app, client):
+    from datetime import datetime, timedelta
+
+    from pawmanity.conversations.models import Consultation, Message, VideoSession
+    from pawmanity.demo import ADMIN_EMAIL, VISIT
+    from pawmanity.scheduling.models import Appointment
+
+    def sign_in(email):
+        tokens = client.post("/api/v1/auth/login", json={"email": email, "password": DEMO_PASSWORD}).get_json()
+        return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+    def counts():
+        return [db.session.scalar(select(func.count()).select_from(model))
+                for model in (User, Appointment, Consultation, Message, VideoSession)]
+
+    result = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert result.exit_code == 0, result.output
+    base = app.config["PUBLIC_URL"]
+    for link in (f"{base}/\n", f"{base}/api/docs", f"{base}/chat", f"{base}/video", ADMIN_EMAIL, DEMO_PASSWORD,
+                 VISIT["owner"], VISIT["doctor"]):
+        assert link in result.output, link
+
+    assert client.get("/api/v1/auth/me", headers=sign_in(ADMIN_EMAIL)).get_json()["role"] == "admin"
+    now = utcnow()
+    # A confirmed appointment coming up.
+    priya = sign_in("priya.owner@example.com")
+    upcoming = client.get("/api/v1/appointments?status=confirmed", headers=priya).get_json()["items"]
+    assert len(upcoming) == 1
+    assert now < datetime.fromisoformat(upcoming[0]["start"].replace("Z", "+00:00")) < now + timedelta(days=7)
+    # The visit: its consultation open with messages, its video session ready to join, for both sides.
+    for email in (VISIT["owner"], VISIT["doctor"]):
+        headers = sign_in(email)
+        [consultation] = client.get("/api/v1/consultations?active=true", headers=headers).get_json()["items"]
+        assert (consultation["patient_name"], consultation["doctor_name"]) == ("Biscuit", "Dr. Chidi Okafor")
+        messages = client.get(f"/api/v1/consultations/{consultation['id']}/messages", headers=headers).get_json()
+        owner_id = client.get("/api/v1/auth/me", headers=sign_in(VISIT["owner"])).get_json()["id"]
+        assert messages["total"] == 3
+        assert {m["sender_id"] for m in messages["items"]} == {consultation["doctor_user_id"], owner_id}
+        [call] = client.get("/api/v1/video-sessions", headers=headers).get_json()["items"]
+        assert call["status"] == "open" and call["appointment_id"] == consultation["appointment_id"]
+        starts = datetime.fromisoformat(call["starts_at"].replace("Z", "+00:00"))
+        assert now < starts < now + timedelta(minutes=15)
+        joined = client.post(f"/api/v1/video-sessions/{call['id']}/join", headers=headers)
+        assert joined.status_code == 200, joined.get_data(as_text=True)
+
+    # Idempotent: a second load adds nothing...
+    before = counts()
+    again = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert again.exit_code == 0 and "created" not in again.output and counts() == before
+    # ...until the visit is over: then it makes a fresh one to look at.
+    visit = db.session.scalar(select(Appointment).where(Appointment.reason == VISIT["reason"]))
+    visit.start_at, visit.end_at = now - timedelta(hours=2), now - timedelta(hours=1)
+    db.session.commit()
+    later = app.test_cli_runner().invoke(args=["demo", "load"])
+    assert "created  a video visit" in later.output
+    assert counts()[1:] == [before[1] + 1, before[2] + 1, before[3] + 3, before[4] + 1]

@@ -1,7 +1,8 @@
 """Consultations: opening one from an appointment, live chat over Socket.IO and REST, ending it with a summary,
 and a small browser chat page."""
 
-from pawmanity.core.extensions import api, socketio
+from pawmanity.core.extensions import api
+from pawmanity.core.live import register_namespace
 from pawmanity.core.plugins import Plugin
 
 
@@ -12,7 +13,7 @@ def register(app):
 
     api.register_blueprint(blp)
     app.register_blueprint(page)
-    socketio.on_namespace(ChatNamespace("/chat"))
+    register_namespace(app, ChatNamespace("/chat"))
 
 
 plugin = Plugin(name="consultations", register=register, requires=("auth", "patients", "appointments"))

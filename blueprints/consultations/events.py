@@ -2,13 +2,44 @@
 
 from flask import request
 
-from blueprints.consultations.schemas import ConsultationRef, ReadIn, SocketMessageIn
+from blueprints.consultations.schemas import (
+    ChatJoinAck,
+    ChatMessageAck,
+    ChatOkAck,
+    ChatReadAck,
+    ConsultationEndedEvent,
+    ConsultationRef,
+    MessageOut,
+    ReadEvent,
+    ReadIn,
+    SocketMessageIn,
+    TypingEvent,
+)
 from pawmanity.conversations import consultations, messaging
 from pawmanity.core import live, ratelimits
+from pawmanity.core.live import ClientEvent, ServerEvent
 from pawmanity.identity.sockets import AuthenticatedNamespace, acknowledged, socket_actor
 
 
 class ChatNamespace(AuthenticatedNamespace):
+    channel_description = ("Live chat in consultations. Events reach every participant's sockets (the doctor and "
+                           "the patient's guardians); `join` a consultation to check it is yours, then catch up "
+                           "over REST (GET /consultations/{id}/messages?after=<last message id>).")
+    client_events = {
+        "join": ClientEvent(ConsultationRef, ChatJoinAck, "Check that a consultation is yours; where it stands."),
+        "leave": ClientEvent(ConsultationRef, ChatOkAck, "Leave a consultation's conversation."),
+        "message": ClientEvent(SocketMessageIn, ChatMessageAck, "Send a message; the same client_id again returns "
+                                                                 "the stored message instead of a copy."),
+        "typing": ClientEvent(ConsultationRef, ChatOkAck, "Tell the other participants you are typing."),
+        "read": ClientEvent(ReadIn, ChatReadAck, "Mark messages read up to and including message_id."),
+    }
+    server_events = {
+        "message": ServerEvent(MessageOut, "A new message, the same as GET /consultations/{id}/messages gives."),
+        "typing": ServerEvent(TypingEvent, "Another participant is typing."),
+        "read": ServerEvent(ReadEvent, "Another participant read up to a message."),
+        "ended": ServerEvent(ConsultationEndedEvent, "The consultation was ended; no more messages."),
+    }
+
     # Events reach participants through their own user rooms (joined at connect), decided per event from the
     # database; `join` checks that a consultation is yours and returns where it stands.
     @acknowledged

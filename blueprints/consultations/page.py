@@ -15,7 +15,7 @@ def chat_page():
     return serve_page(STATIC, "chat.html", extra_policy="img-src 'self' data:")
 
 
-@page.route("/chat/assets/<any('chat.js', 'chat.css'):name>")
+@page.route("/chat/assets/<any('chat.js', 'chat.css', 'session.js'):name>")
 def chat_asset(name):
     return send_from_directory(STATIC, name)
 

@@ -15,6 +15,11 @@ class ConsultationOut(Schema):
     appointment_id = fields.String(required=True)
     doctor_id = fields.String(required=True)
     patient_id = fields.String(required=True)
+    # Who the conversation is about and with, so a client can say so without two more requests.
+    patient_name = fields.String(required=True, attribute="patient.name")
+    doctor_name = fields.String(required=True, attribute="doctor.user.full_name")
+    doctor_user_id = fields.String(required=True, attribute="doctor.user_id",
+                                   metadata={"description": "The doctor's user id (a message's sender_id)"})
     active = fields.Boolean(required=True)
     started_at = UTCDateTime(required=True)
     ended_at = UTCDateTime(allow_none=True)
@@ -90,3 +95,41 @@ class BreakGlassIn(Schema):
 class BreakGlassOut(Schema):
     consultation = fields.Nested(ConsultationOut, required=True)
     messages = fields.List(fields.Nested(MessageOut), required=True)
+
+
+# /chat events: acknowledgements and what the server sends (the AsyncAPI document's payloads).
+class ChatJoinAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    active = fields.Boolean(required=True)
+    message_count = fields.Integer(required=True)
+
+
+class ChatOkAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+
+
+class ChatMessageAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    created = fields.Boolean(required=True, metadata={"description": "false: already stored under this client_id"})
+    message = fields.Nested(MessageOut, required=True)
+
+
+class ChatReadAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    seq = fields.Integer(required=True, metadata={"description": "Read up to this message sequence number"})
+
+
+class TypingEvent(Schema):
+    consultation_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+
+
+class ReadEvent(Schema):
+    consultation_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    message_id = fields.String(required=True)
+    seq = fields.Integer(required=True)
+
+
+class ConsultationEndedEvent(Schema):
+    consultation_id = fields.String(required=True)

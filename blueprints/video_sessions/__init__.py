@@ -1,6 +1,7 @@
 """Video sessions: join tokens, ICE servers, WebRTC signalling on /video, and a small call page."""
 
-from pawmanity.core.extensions import api, socketio
+from pawmanity.core.extensions import api
+from pawmanity.core.live import register_namespace
 from pawmanity.core.plugins import Plugin
 
 
@@ -11,7 +12,7 @@ def register(app):
 
     api.register_blueprint(blp)
     app.register_blueprint(page)
-    socketio.on_namespace(VideoNamespace("/video"))
+    register_namespace(app, VideoNamespace("/video"))
 
 
 plugin = Plugin(name="video_sessions", register=register, requires=("auth", "appointments"))

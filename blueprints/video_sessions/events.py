@@ -3,13 +3,37 @@
 from flask import request, session
 from flask_socketio import emit, join_room, leave_room
 
-from blueprints.video_sessions.schemas import SignalIn, SocketJoinIn
+from blueprints.video_sessions.schemas import (
+    PeerEvent,
+    SignalEvent,
+    SignalIn,
+    SocketJoinIn,
+    VideoEndedEvent,
+    VideoJoinAck,
+    VideoOkAck,
+)
 from pawmanity.conversations import video
 from pawmanity.core.errors import NotFound
+from pawmanity.core.live import ClientEvent, ServerEvent
 from pawmanity.identity.sockets import AuthenticatedNamespace, acknowledged, socket_actor
 
 
 class VideoNamespace(AuthenticatedNamespace):
+    channel_description = ("WebRTC signalling between the two participants of a video session. Get a join token "
+                           "from POST /video-sessions/{id}/join, `join` with it, then relay offers, answers and "
+                           "ICE candidates with `signal`; the media flow peer to peer.")
+    client_events = {
+        "join": ClientEvent(SocketJoinIn, VideoJoinAck, "Enter a session's call with a single-use join token."),
+        "signal": ClientEvent(SignalIn, VideoOkAck, "Relay an offer, an answer or an ICE candidate to the other "
+                                                    "participant."),
+    }
+    server_events = {
+        "peer_joined": ServerEvent(PeerEvent, "The other participant joined (the doctor then makes an offer)."),
+        "peer_left": ServerEvent(PeerEvent, "The other participant left (closed the page or lost the socket)."),
+        "signal": ServerEvent(SignalEvent, "An offer, answer or ICE candidate from the other participant."),
+        "ended": ServerEvent(VideoEndedEvent, "The doctor ended the session (or its appointment is over)."),
+    }
+
     @acknowledged
     def on_join(self, data):
         fields = SocketJoinIn().load(data)

@@ -19,6 +19,11 @@ class VideoSessionOut(Schema):
     room = fields.String(required=True)
     status = fields.String(required=True)
     provider = fields.String(required=True)
+    # The appointment it belongs to, so a client can list sessions by what they are.
+    starts_at = UTCDateTime(required=True, attribute="appointment.start_at")
+    ends_at = UTCDateTime(required=True, attribute="appointment.end_at")
+    patient_name = fields.String(required=True, attribute="appointment.patient.name")
+    doctor_name = fields.String(required=True, attribute="appointment.doctor.user.full_name")
     created_at = UTCDateTime(required=True)
     first_joined_at = UTCDateTime(allow_none=True)
     ended_at = UTCDateTime(allow_none=True)
@@ -66,3 +71,30 @@ class SignalIn(Schema):
 
 class VideoListQuery(PageQuery):
     pass
+
+
+# /video events: acknowledgements and what the server sends (the AsyncAPI document's payloads).
+class VideoJoinAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    session_id = fields.String(required=True)
+
+
+class VideoOkAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+
+
+class PeerEvent(Schema):
+    session_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+
+
+class SignalEvent(Schema):
+    session_id = fields.String(required=True)
+    sender = fields.String(required=True, data_key="from", metadata={"description": "The sender's user id"})
+    type = fields.String(required=True, validate=validate.OneOf(("offer", "answer", "ice")))
+    data = fields.Dict(required=True, metadata={"description": "An RTCSessionDescription (offer, answer) or an "
+                                                               "RTCIceCandidate (ice), as JSON"})
+
+
+class VideoEndedEvent(Schema):
+    session_id = fields.String(required=True)

@@ -5,6 +5,7 @@ from datetime import timedelta
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, select
+from sqlalchemy.orm import selectinload
 
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
@@ -55,7 +56,8 @@ def start(actor, appointment_id):
 
 
 def list_consultations(actor, *, page, per_page, active=None):
-    query = visible_query(actor).order_by(Consultation.started_at.desc(), Consultation.id)
+    query = visible_query(actor).order_by(Consultation.started_at.desc(), Consultation.id).options(
+        selectinload(Consultation.patient), selectinload(Consultation.doctor).selectinload(DoctorProfile.user))
     if active is True:
         query = query.where(Consultation.ended_at.is_(None))
     elif active is False:

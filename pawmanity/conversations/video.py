@@ -21,6 +21,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import exists, select
+from sqlalchemy.orm import selectinload
 
 from pawmanity.appointments import booking
 from pawmanity.audit import trail
@@ -230,7 +231,9 @@ def get(actor, session_id):
 
 
 def list_sessions(actor, *, page, per_page):
-    query = select(VideoSession).join(Appointment).order_by(VideoSession.created_at.desc(), VideoSession.id)
+    query = select(VideoSession).join(Appointment).order_by(VideoSession.created_at.desc(), VideoSession.id).options(
+        selectinload(VideoSession.appointment).selectinload(Appointment.patient),
+        selectinload(VideoSession.appointment).selectinload(Appointment.doctor).selectinload(DoctorProfile.user))
     if not actor.is_admin:
         query = query.where(
             exists().where(DoctorProfile.id == Appointment.doctor_id, DoctorProfile.user_id == actor.user_id)

@@ -66,6 +66,9 @@ class PawmanityApi(flask_smorest.Api):
             },
             # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
             "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
+            # Swagger UI shows this above the operations: the realtime half of the API is described there.
+            "info": {"description": "The REST API. Live chat, notifications and video signalling run over "
+                                    "Socket.IO: see the [AsyncAPI document](/api/v1/asyncapi.json)."},
             **(spec_kwargs or {}),
         }
         super().init_app(app, spec_kwargs=spec_kwargs)

@@ -15,39 +15,106 @@ from flask import current_app, g, request, session
 from flask_jwt_extended import decode_token
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_socketio import Namespace, disconnect, emit, join_room
-from jwt import PyJWTError
-from marshmallow import ValidationError
+from jwt import ExpiredSignatureError, PyJWTError
+from marshmallow import INCLUDE, ValidationError, fields, validate
+from socketio.exceptions import ConnectionRefusedError as SocketIORefusal
 
 from pawmanity.core.errors import DomainError, Unauthorized
 from pawmanity.core.extensions import db, socketio
-from pawmanity.core.live import user_room
+from pawmanity.core.live import ClientEvent, ServerEvent, user_room
 from pawmanity.core.observability import note_activity
-from pawmanity.core.schemas import text_problem
+from pawmanity.core.schemas import Schema, text_problem
 from pawmanity.identity import mfa, tokens
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
 
+# Why a connect (or a `reauth`) is refused: the `code` of the problem the client receives.
+REFUSAL_CODES = {
+    "missing_token": "Connect with auth: {token: <access token>}.",
+    "invalid_token": "The token is not a valid access token.",
+    "token_expired": "The access token has expired; get a fresh one from POST /api/v1/auth/refresh.",
+    "token_revoked": "The token has been revoked.",
+    "account_inactive": "This account cannot connect.",
+    "mfa_enrolment_required": "Your role must sign in with MFA; enrol an authenticator first.",
+}
+
+
+class ConnectionRefused(SocketIORefusal):
+    """A refused connect that tells the client why. Socket.IO sends the client a `connect_error` whose `message`
+    is the code and whose `data` is the problem: {status: 401 (403 for mfa_enrolment_required), code, detail}.
+    (Python's built-in ConnectionRefusedError reached the client as an empty error: the reason was lost.)"""
+
+    def __init__(self, code, detail=None):
+        status = 403 if code == "mfa_enrolment_required" else 401  # as REST answers: a known user, not allowed yet
+        self.problem = {"status": status, "code": code, "detail": detail or REFUSAL_CODES[code]}
+        super().__init__(code, self.problem)
+
+
+class SocketProblem(Schema):
+    """What went wrong, as in a REST problem body: the same codes."""
+
+    class Meta:
+        unknown = INCLUDE  # problems may carry extension members (retry_after, limit...)
+
+    status = fields.Integer(required=True)
+    code = fields.String(required=True, metadata={"description": "Stable machine-readable code, e.g. not_found"})
+    detail = fields.String(required=True)
+    errors = fields.Dict(metadata={"description": "Validation messages per field (422 only)"})
+
+
+class ErrorAck(Schema):
+    error = fields.Nested(SocketProblem, required=True)
+
+
+class RefusalProblem(Schema):
+    status = fields.Integer(required=True, validate=validate.OneOf((401, 403)))
+    code = fields.String(required=True, validate=validate.OneOf(tuple(REFUSAL_CODES)))
+    detail = fields.String(required=True)
+
+
+class ConnectRefusal(Schema):
+    message = fields.String(required=True, validate=validate.OneOf(tuple(REFUSAL_CODES)),
+                            metadata={"description": "The reason's code"})
+    data = fields.Nested(RefusalProblem, required=True)
+
+
+class ReauthIn(Schema):
+    token = fields.String(required=True, metadata={"description": "A fresh access token of the same account"})
+
+
+class ReauthAck(Schema):
+    ok = fields.Boolean(required=True, validate=validate.Equal(True))
+    expires_at = fields.Integer(required=True, metadata={"description": "When the new token expires (Unix time)"})
+
+
+class PingAck(Schema):
+    pong = fields.Raw(required=True, allow_none=True, metadata={"description": "What the ping carried"})
+
+
+class SessionEnded(Schema):
+    code = fields.String(required=True, validate=validate.OneOf(("token_expired", "token_revoked")))
+
 
 def authenticate_socket(auth):
-    """The user behind `auth: {token}`, or ConnectionRefusedError (which Socket.IO turns into a refused connect)."""
+    """The user behind `auth: {token}`, or ConnectionRefused with the reason."""
     token = auth.get("token") if isinstance(auth, dict) else None
     if not isinstance(token, str) or not token:
-        raise ConnectionRefusedError({"code": "missing_token", "detail": "Connect with auth: {token: <access token>}."})
+        raise ConnectionRefused("missing_token")
     try:
         claims = decode_token(token)
+    except ExpiredSignatureError:
+        raise ConnectionRefused("token_expired") from None
     except (PyJWTError, JWTExtendedException):
-        raise ConnectionRefusedError({"code": "invalid_token", "detail": "The token is not valid or has expired."}) \
-            from None
+        raise ConnectionRefused("invalid_token") from None
     if claims.get("type") != "access":
-        raise ConnectionRefusedError({"code": "invalid_token", "detail": "Use an access token."})
+        raise ConnectionRefused("invalid_token", "Use an access token, not a refresh token.")
     user, revoked = tokens.user_and_revocation(claims)  # the same single lookup REST requests make
     if revoked:
-        raise ConnectionRefusedError({"code": "token_revoked", "detail": "The token has been revoked."})
+        raise ConnectionRefused("token_revoked")
     if user is None or not user.active:
-        raise ConnectionRefusedError({"code": "account_inactive", "detail": "This account cannot connect."})
+        raise ConnectionRefused("account_inactive")
     if mfa.second_factor_missing(user, claims):
-        raise ConnectionRefusedError({"code": "mfa_enrolment_required",
-                                      "detail": "Your role must sign in with MFA; enrol an authenticator first."})
+        raise ConnectionRefused("mfa_enrolment_required")
     return user, claims
 
 
@@ -66,7 +133,27 @@ _open_sockets = {}
 
 
 class AuthenticatedNamespace(Namespace):
-    """Refuses connections without a valid access token; puts each socket in its user's room."""
+    """Refuses connections without a valid access token; puts each socket in its user's room.
+
+    `client_events` and `server_events` describe the namespace's events for its AsyncAPI document; subclasses add
+    their own (pawmanity.core.asyncapi merges them along the class hierarchy)."""
+
+    channel_description = "The default namespace: a connection checks its token and does nothing more."
+    error_ack = ErrorAck
+    client_events = {
+        "reauth": ClientEvent(ReauthIn, ReauthAck, "Carry this socket over to a fresh access token of the same "
+                                                   "account, before the one it connected with expires."),
+        "ping": ClientEvent({"description": "Anything (JSON), echoed back"}, PingAck,
+                            "Answered at once, so a client can measure its round trip."),
+    }
+    server_events = {
+        "connect_error": ServerEvent(ConnectRefusal, "The connect was refused (Socket.IO's own event): the token "
+                                                     "is missing, invalid, expired or revoked, or the account "
+                                                     "inactive."),
+        "session_ended": ServerEvent(SessionEnded, "The socket's token expired (no `reauth` in time) or its "
+                                                   "session was revoked; the socket is closed next."),
+        "error": ServerEvent(SocketProblem, "A rate limit was met (also in the acknowledgement)."),
+    }
 
     def on_connect(self, auth=None):
         user, claims = authenticate_socket(auth)
@@ -85,9 +172,8 @@ class AuthenticatedNamespace(Namespace):
         Accepted even when the old token has just expired (the socket has not been swept yet)."""
         try:
             user, claims = authenticate_socket(data)
-        except ConnectionRefusedError as refused:
-            reason = refused.args[0] if refused.args else {}
-            return {"error": {"status": 401, **reason}}
+        except ConnectionRefused as refused:
+            return {"error": refused.problem}
         if str(user.id) != session.get("user_id"):
             return {"error": {"status": 403, "code": "other_account",
                               "detail": "Re-authenticate with a token of the account that opened this socket."}}
