@@ -13,7 +13,15 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from pawmanity.core import idempotency
-from pawmanity.core.errors import Forbidden, NestingTooDeep, PreconditionFailed, PreconditionRequired
+from pawmanity.core.errors import (
+    DEFAULT_CODES,
+    PROBLEM_MIMETYPE,
+    Forbidden,
+    NestingTooDeep,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from pawmanity.core.refusals import refusals_of
 from pawmanity.core.schemas import MAX_NESTING, check_nesting
 
 API_PREFIX = "/api/v1"
@@ -98,17 +106,45 @@ class _BoundedJSON:
         return json.dumps(value, **kwargs)
 
 
+def _add_header_parameters(doc, doc_info, **kwargs):
+    doc.setdefault("parameters", []).extend(doc_info.get("header_parameters", []))
+    return doc
+
+
+def _honours_idempotency_key(view):
+    while view is not None:
+        if getattr(view, "honours_idempotency_key", False):
+            return True
+        view = getattr(view, "__wrapped__", None)
+    return False
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(_add_header_parameters)
+
     def register_views_in_doc(self, api, app, spec, *, name, parameters):
         # Every operation gets a stable operationId (`<blueprint>_<view>`), which generated clients and Postman
-        # use to name their methods; a view serving several methods adds the method.
+        # use to name their methods; a view serving several methods adds the method. Its error responses show,
+        # per status, the problem codes the code can answer with (core/refusals.py).
         for endpoint, info in self._docs.items():
             methods = [method for method in info if method != "parameters"]
+            view = app.view_functions[f"{name}.{endpoint}"]
+            has_path_parameters = bool(next(app.url_map.iter_rules(f"{name}.{endpoint}")).arguments)
             for method in methods:
                 operation_id = f"{name}_{endpoint}" + (f"_{method}" if len(methods) > 1 else "")
-                info[method].setdefault("manual_doc", {}).setdefault("operationId", operation_id)
+                manual_doc = info[method].setdefault("manual_doc", {})
+                manual_doc.setdefault("operationId", operation_id)
+                declared = {int(status) for status in info[method].get("response", {}).get("responses", {})}
+                found = operation_refusals(view, info[method].get("arguments", {}).get("parameters", []),
+                                           has_path_parameters=has_path_parameters)
+                manual_doc.setdefault("responses", {}).update(error_responses(found, declared))
+                # Header parameters join the ones the arguments give (a manual list would replace those).
+                info[method]["header_parameters"] = [*manual_doc.pop("parameters", []), *(
+                    [IDEMPOTENCY_KEY_DOC] if _honours_idempotency_key(view) else [])]
         super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
     def auth_required(self, *roles):
@@ -119,11 +155,12 @@ class Blueprint(flask_smorest.Blueprint):
         """
 
         def decorator(view):
+            if roles:
+                view = _role_required(view, roles)
+
             @wraps(view)
             def guarded(*args, **kwargs):
                 verify_jwt_in_request()
-                if roles and current_user.role not in roles:
-                    raise Forbidden("Your role does not allow this action.")
                 return view(*args, **kwargs)
 
             guarded = self.doc(security=[{"bearerAuth": []}])(guarded)
@@ -163,6 +200,7 @@ class Blueprint(flask_smorest.Blueprint):
                                    headers=response.headers, body=response.get_data())
                 return response
 
+            once.honours_idempotency_key = True
             return once
 
         return decorator
@@ -176,6 +214,57 @@ class Blueprint(flask_smorest.Blueprint):
             return view
 
         return decorator
+
+
+def _role_required(view, roles):
+    """The role check, a wrapper of its own so that only views with roles document its 403."""
+
+    @wraps(view)
+    def role_checked(*args, **kwargs):
+        if current_user.role not in roles:
+            raise Forbidden("Your role does not allow this action.")
+        return view(*args, **kwargs)
+
+    return role_checked
+
+
+BODY_LOCATIONS = ("json", "form", "files")
+
+
+def operation_refusals(view, arguments, *, has_path_parameters):
+    """(status, code) -> detail for one operation: what its view can raise, and what refusing its input gives."""
+    found = {}
+    if arguments:  # webargs/marshmallow, through errors.handle_validation_error / handle_http_exception
+        found[(422, "validation_failed")] = "The request did not pass validation; see `errors`."
+    if any(argument.get("in") in BODY_LOCATIONS for argument in arguments):
+        found[(400, "malformed_json")] = "The request body is not valid JSON."
+        found.update(refusals_of(require_json_bodies))
+        found.update(refusals_of(StrictParser._raw_load_json))
+    if has_path_parameters:  # a path that matches no route, or an id of the wrong form
+        found[(404, "not_found")] = "No such resource."
+    for refusal, detail in refusals_of(view).items():
+        found.setdefault(refusal, detail)
+    return found
+
+
+def error_responses(found, declared):
+    """OpenAPI responses for every error status, each with one example per problem code."""
+    statuses = sorted({status for status, _ in found} | {status for status in declared if status >= 400})
+    responses = {}
+    for status in statuses:
+        codes = {code: detail for (code_status, code), detail in sorted(found.items()) if code_status == status}
+        if not codes:
+            codes = {DEFAULT_CODES.get(status, "error"): HTTPStatus(status).description}
+        examples = {code: {"summary": code, "value": {"type": f"urn:pawmanity:problem:{code}",
+                                                      "title": HTTPStatus(status).phrase, "status": status,
+                                                      "detail": detail, "code": code}}
+                    for code, detail in codes.items()}
+        responses[status] = {
+            "description": f"{HTTPStatus(status).phrase}: `code` is one of " + ", ".join(f"`{c}`" for c in codes),
+            "content": {PROBLEM_MIMETYPE: {"schema": {"$ref": "#/components/schemas/Problem"},
+                                           "examples": examples}},
+        }
+    return responses
 
 
 def locate_created(response):
@@ -213,8 +302,18 @@ def require_json_bodies():
 
 # Versioned resources (patients, medical records): the ETag is the row's version number.
 IF_MATCH_PATTERN = re.compile(r'^\s*"(\d{1,9})"\s*$')
-IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"},
+IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string", "pattern": r'^"[0-9]{1,9}"$'},
                 "description": 'The ETag you read, e.g. "3". A stale or malformed value gets 412.'}
+
+
+IDEMPOTENCY_KEY_DOC = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    # idempotency.KEY_PATTERN, without the outer spaces an HTTP client would strip.
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
+    "description": "Retry safely: the same key with the same request replays the first answer "
+                   "(`Idempotent-Replayed: true`); with another request it is 422 `idempotency_key_reused`; while "
+                   "the first is still running, 409 `idempotency_key_in_use`. Keys are per user and expire.",
+}
 
 
 def etag_for(version):

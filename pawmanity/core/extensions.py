@@ -7,6 +7,7 @@ Nothing here opens a connection: each object connects lazily, on first use, insi
 from http import HTTPStatus
 
 import flask_smorest
+from apispec import BasePlugin
 from celery import Celery, Task
 from flask import current_app, send_from_directory
 from flask_cors import CORS
@@ -25,6 +26,15 @@ from pawmanity.core.errors import PROBLEM_MIMETYPE
 from pawmanity.core.schemas import ProblemSchema
 
 
+class SchemaRulesPlugin(BasePlugin):
+    """A rule across fields that a marshmallow schema checks in code (doctor_id xor specialty) is written as JSON
+    Schema in the schema's `OPENAPI` class attribute, and joins its component in the OpenAPI document."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        return dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {}))
+
+
 class PawmanityApi(flask_smorest.Api):
     """flask-smorest's Api: error responses documented as application/problem+json, Swagger UI served locally."""
 
@@ -35,6 +45,7 @@ class PawmanityApi(flask_smorest.Api):
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
+            "extra_plugins": [SchemaRulesPlugin()],
             # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
             "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
             **(spec_kwargs or {}),

@@ -75,8 +75,19 @@ def check_nesting(value):
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
+# The range as the OpenAPI document states it (JSON Schema has no minimum for a date-time): the date part of a
+# time between 1900 and 2200 whatever its offset, so the first and last day are left out.
+IN_RANGE_DATE_PATTERN = (r"^((190[1-9]|19[1-9][0-9]|20[0-9]{2}|21[0-8][0-9]|219[0-8])-[0-9]{2}-[0-9]{2}"
+                         r"|1900-(0[2-9]|1[0-2])-[0-9]{2}|1900-01-(0[2-9]|[12][0-9]|3[01])"
+                         r"|2199-(0[1-9]|1[01])-[0-9]{2}|2199-12-([012][0-9]|30))T")
+
+
 class UTCDateTime(fields.AwareDateTime):
     """Inputs must carry an offset (naive -> 422) and lie between 1900 and 2200; outputs are UTC with a trailing Z."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": IN_RANGE_DATE_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs)

@@ -76,7 +76,8 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
     return public
 
 
-def list_diagnoses(actor, *, patient_id=None, limit=50):
+def list_diagnoses(actor, *, patient_id=None, page=1, per_page=20):
+    """A page of the assessments of the patients the actor may see, newest first (the list envelope)."""
     if patient_id is not None:
         patient_ids = [access.visible_patient(actor, patient_id)[0].id]
     else:
@@ -89,8 +90,10 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
         found.setdefault(waiting.document["_id"], waiting.document)
     trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"count": len(found)})
     db.session.commit()
-    ordered = sorted(found.values(), key=lambda doc: doc["created_at"], reverse=True)[:limit]
-    return [_public(doc) for doc in ordered]
+    ordered = sorted(found.values(), key=lambda doc: (doc["created_at"], doc["_id"]), reverse=True)
+    start = (page - 1) * per_page
+    return {"items": [_public(doc) for doc in ordered[start:start + per_page]], "page": page, "per_page": per_page,
+            "total": len(ordered)}
 
 
 def get(actor, diagnosis_id):
