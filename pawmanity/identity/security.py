@@ -3,9 +3,9 @@
 from flask import g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
+from pawmanity.core.api import follow_instead
 from pawmanity.core.errors import problem
 from pawmanity.core.extensions import db, jwt
-from pawmanity.core.refusals import follow_instead
 from pawmanity.identity import tokens
 from pawmanity.identity.actor import Actor
 
