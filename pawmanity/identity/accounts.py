@@ -114,7 +114,7 @@ def update_profile(user, changes, actor, *, current_session_id=None):
         ratelimits.check("password_check", user.id)
         if not current_password or not passwords.verify_password(user.password_hash, current_password):
             ratelimits.spend("password_check", user.id)
-            raise InvalidInput("The current password is incorrect.",
+            raise InvalidInput("The current password is incorrect.", code="wrong_current_password",
                                errors={"current_password": ["The current password is incorrect."]})
         _check_password(new_password, user.email)
         user.password_hash = passwords.hash_password(new_password)
