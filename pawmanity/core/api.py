@@ -28,7 +28,7 @@ from pawmanity.core.errors import (
     PreconditionRequired,
     problem,
 )
-from pawmanity.core.schemas import MAX_NESTING, check_nesting
+from pawmanity.core.schemas import MAX_NESTING, Schema, check_nesting
 
 API_PREFIX = "/api/v1"
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
@@ -149,7 +149,10 @@ class Blueprint(flask_smorest.Blueprint):
                                            has_path_parameters=has_path_parameters)
                 manual_doc.setdefault("responses", {}).update(error_responses(found, declared))
                 # Header parameters join the ones the arguments give (a manual list would replace those).
-                info[method]["header_parameters"] = [*manual_doc.pop("parameters", []), *(
+                # (self._docs outlives one app: the manual list is moved aside once, for every app to find.)
+                if "manual_parameters" not in info[method]:
+                    info[method]["manual_parameters"] = manual_doc.pop("parameters", [])
+                info[method]["header_parameters"] = [*info[method]["manual_parameters"], *(
                     [IDEMPOTENCY_KEY_DOC] if _honours_idempotency_key(view) else [])]
         super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
@@ -242,6 +245,7 @@ def operation_refusals(view, arguments, *, has_path_parameters):
     found = {}
     if arguments:  # webargs/marshmallow, through errors.handle_validation_error / handle_http_exception
         found[(422, "validation_failed")] = "The request did not pass validation; see `errors`."
+        found.update(refusals_of(Schema.refuse_unstorable_text))
     if any(argument.get("in") in BODY_LOCATIONS for argument in arguments):
         found[(400, "malformed_json")] = "The request body is not valid JSON."
         found.update(refusals_of(require_json_bodies))

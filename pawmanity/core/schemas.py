@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from pawmanity.core.errors import NestingTooDeep
+from pawmanity.core.errors import InvalidInput, NestingTooDeep
 
 # No request body or event needs more; a deeper one is refused before any recursive code (ours, marshmallow's)
 # walks it.
@@ -27,7 +27,9 @@ class Schema(ma.Schema):
     def refuse_unstorable_text(self, data, **kwargs):
         problem = text_problem(data)
         if problem:
-            raise ma.ValidationError(problem, "_schema")
+            # Its own code: JSON Schema cannot say "no unpaired surrogate", so a client that followed the OpenAPI
+            # document can still meet this refusal, and must be able to tell it from a schema violation.
+            raise InvalidInput(problem, code="unstorable_text", errors={"_schema": [problem]})
         return data
 
 
