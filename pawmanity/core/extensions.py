@@ -32,7 +32,12 @@ class SchemaRulesPlugin(BasePlugin):
 
     def schema_helper(self, name, definition, **kwargs):
         schema = kwargs.get("schema")
-        return dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {}))
+        rules = dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {}))
+        if "oneOf" in rules and "properties" in definition:
+            # Each alternative repeats the properties (which changes nothing it matches): Postman's import builds the
+            # example body from the first alternative alone, and would otherwise send `{}`.
+            rules["oneOf"] = [{"properties": definition["properties"], **alternative} for alternative in rules["oneOf"]]
+        return rules
 
 
 class PawmanityApi(flask_smorest.Api):
