@@ -36,6 +36,18 @@ def logs():
     return list(docstore.db[diagnoses.COLLECTION].find({}))
 
 
+def test_past_diagnoses_are_listed_in_pages_newest_first(client, auth, owner_and_dog):
+    owner, dog = owner_and_dog
+    made = [client.post(URL, headers=auth(owner), json=body(dog, *codes)).get_json()["id"]
+            for codes in (("head_shaking",), ("vomiting",), ("ear_odor",))]
+    first = client.get(f"{URL}?per_page=2", headers=auth(owner)).get_json()
+    second = client.get(f"{URL}?per_page=2&page=2", headers=auth(owner)).get_json()
+    assert (first["page"], first["per_page"], first["total"]) == (1, 2, 3)
+    assert [d["id"] for d in first["items"] + second["items"]] == made[::-1]
+    assert [d["id"] for d in client.get(f"{URL}?patient_id={dog.id}&page=9", headers=auth(owner)).get_json()[
+        "items"]] == []
+
+
 def test_a_diagnosis_is_answered_and_logged(client, auth, owner_and_dog):
     owner, dog = owner_and_dog
     response = client.post(URL, headers=auth(owner), json=body(dog, "head_shaking", "ear_odor", notes="since Monday"))
@@ -47,7 +59,7 @@ def test_a_diagnosis_is_answered_and_logged(client, auth, owner_and_dog):
     assert set(log["raw"]["condition_probabilities"]) >= {"otitis_externa", "parvovirus"}
     assert log["request"]["notes"] is None  # no consent, no free text
     assert client.get(f"{URL}/{result['id']}", headers=auth(owner)).get_json()["id"] == result["id"]
-    assert [d["id"] for d in client.get(URL, headers=auth(owner)).get_json()] == [result["id"]]
+    assert [d["id"] for d in client.get(URL, headers=auth(owner)).get_json()["items"]] == [result["id"]]
 
 
 def test_notes_are_kept_only_with_consent(client, auth, owner_and_dog):
@@ -101,7 +113,7 @@ def test_mongodb_down_loses_nothing_and_duplicates_nothing(client, auth, owner_a
     assert response.status_code == 201
     waiting = db.session.scalars(select(DiagnosisLogOutbox)).all()
     assert [str(row.diagnosis_id) for row in waiting] == [response.get_json()["id"]]
-    assert client.get(URL, headers=auth(owner)).get_json()[0]["id"] == response.get_json()["id"]
+    assert client.get(URL, headers=auth(owner)).get_json()["items"][0]["id"] == response.get_json()["id"]
     assert diagnoses.drain_outbox() == 0  # still down
 
     monkeypatch.setattr(type(docstore), "db", real)

@@ -6,14 +6,16 @@ under a small bound, and the worker's own loop-lag histogram and stall counter a
 Sign-in costs about 25 ms of argon2 CPU, so with hashing on the loop 20 of them hold it for half a second.
 """
 
+import gc
 import io
 import json
+import multiprocessing
 import re
 import statistics
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 import requests
@@ -66,6 +68,9 @@ class Pinger:
         self.round_trips, self._stop, self._thread = [], threading.Event(), None
 
     def __enter__(self):
+        # This pytest process holds the whole app and suite in memory: a full collection here takes tens of
+        # milliseconds and would be measured as the server's latency. Collected after the measurement instead.
+        gc.disable()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -83,6 +88,7 @@ class Pinger:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=15)
+        gc.enable()
         self.client.disconnect()
 
     def p99(self):
@@ -102,10 +108,34 @@ def loop_metrics(base_url):
 def assert_loop_kept_free(base_url, pinger, before):
     buckets, total, stalls = loop_metrics(base_url)
     lagged_beyond_bound = (total - buckets[ROUND_TRIP_P99_BOUND]) - (before[1] - before[0][ROUND_TRIP_P99_BOUND])
-    assert pinger.p99() < ROUND_TRIP_P99_BOUND, f"ping p99 {pinger.p99() * 1000:.1f} ms"
+    trips = sorted(pinger.round_trips)
+    assert pinger.p99() < ROUND_TRIP_P99_BOUND, (
+        f"ping p99 {pinger.p99() * 1000:.1f} ms over {len(trips)} pings; slowest "
+        f"{[round(t * 1000, 1) for t in trips[-5:]]} ms; the loop woke > 30 ms late {lagged_beyond_bound:.0f} times")
     assert total > before[1], "the loop monitor is not sampling"
     assert lagged_beyond_bound == 0, "the worker's loop woke late beyond the bound"
     assert stalls == before[2], "the worker logged a stall"
+
+
+def in_another_process(function, *args):
+    """Run the load from a process of its own: from the pinger's process, twenty request threads would take the GIL
+    from it and the test would measure its own client instead of the server."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as process:
+        return process.submit(function, *args).result(timeout=120)
+
+
+def sign_in_burst(base_url, emails, count):
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(lambda n: sign_in(base_url, emails[n % len(emails)]), range(count)))
+
+
+def upload_burst(base_url, headers, patient_id, data, count):
+    def upload(n):
+        return requests.post(f"{base_url}/api/v1/uploads", headers=headers, timeout=120,
+                             data={"patient_id": patient_id}, files={"file": (f"p{n}.jpg", data, "image/jpeg")})
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return [(answer.status_code, answer.text) for answer in pool.map(upload, range(count))]
 
 
 def test_sign_ins_do_not_stall_a_live_socket(production_server):
@@ -115,8 +145,7 @@ def test_sign_ins_do_not_stall_a_live_socket(production_server):
     before = loop_metrics(base_url)
     with Pinger(base_url, watcher) as pinger:
         time.sleep(0.3)
-        with ThreadPoolExecutor(max_workers=20) as pool:
-            tokens = list(pool.map(lambda n: sign_in(base_url, emails[n % 4]), range(20)))
+        tokens = in_another_process(sign_in_burst, base_url, emails, 20)
         time.sleep(0.1)
     assert len(set(tokens)) == 20
     assert len(pinger.round_trips) > 20
@@ -138,17 +167,11 @@ def test_image_uploads_do_not_stall_a_live_socket(production_server):
                         json={"name": "Biscuit", "species": "dog", "sex": "male"}).json()
     data = photo_bytes()
     before = loop_metrics(base_url)
-
-    def upload(n):
-        return requests.post(f"{base_url}/api/v1/uploads", headers=headers, timeout=120,
-                             data={"patient_id": pet["id"]}, files={"file": (f"p{n}.jpg", data, "image/jpeg")})
-
     with Pinger(base_url, token) as pinger:
         time.sleep(0.3)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            answers = list(pool.map(upload, range(4)))
+        answers = in_another_process(upload_burst, base_url, headers, pet["id"], data, 4)
         time.sleep(0.1)
-    assert [answer.status_code for answer in answers] == [201] * 4, [answer.text for answer in answers]
+    assert [status for status, _ in answers] == [201] * 4, answers
     assert_loop_kept_free(base_url, pinger, before)
 
 

@@ -1,10 +1,12 @@
 """The served OpenAPI document describes every endpoint and its errors; schemathesis holds the API to it."""
 
+import re
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import is_unexpected_http_status_case, positive_data_acceptance
 
 SPEC = "/api/v1/openapi.json"
 
@@ -25,7 +27,7 @@ def test_the_served_document_is_valid_openapi(client):
 def test_an_upload_is_one_multipart_body_with_every_field(client):
     spec = client.get(SPEC).get_json()
     operation = spec["paths"]["/api/v1/uploads"]["post"]
-    assert "parameters" not in operation
+    assert [parameter["name"] for parameter in operation.get("parameters", [])] == ["Idempotency-Key"]  # no field
     ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
     body = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
     assert {"file", "patient_id", "consultation_id", "record_id", "description"} <= set(body["properties"])
@@ -87,14 +89,65 @@ def admin_token(api_schema, gen_user, tokens_for):
     _signed_in.clear()
 
 
+# Refusals that say the request did not match its schema: schema-valid data must never meet them.
+SCHEMA_REFUSALS = {"validation_failed", "malformed_json", "json_too_deep", "unsupported_media_type"}
+
+
+def documented_codes(case, status):
+    """The problem codes the OpenAPI document shows for this operation and status (its examples)."""
+    operation = case.operation.schema.raw_schema["paths"][case.operation.path][case.operation.method.lower()]
+    response = operation["responses"].get(str(status), {})
+    return set(response.get("content", {}).get("application/problem+json", {}).get("examples", {}))
+
+
+def problem_code(response):
+    content_type = next((value for name, value in response.headers.items() if name.lower() == "content-type"), "")
+    content_type = content_type[0] if isinstance(content_type, list) else content_type
+    if content_type.split(";")[0].strip() != "application/problem+json":
+        return None
+    return (response.json() or {}).get("code")
+
+
+def refusals_are_documented(ctx, response, case):
+    """Every 4xx the server gives is listed for the operation, with its `code` among that status's examples: the
+    document shows the codes the server really answers with, not a hand-kept list."""
+    if not 400 <= response.status_code < 500 or is_unexpected_http_status_case(case):
+        return
+    code = problem_code(response)
+    assert code in documented_codes(case, response.status_code), (
+        f"{case.operation.label} answered {response.status_code} {code!r}, which its document does not list "
+        f"(it lists {sorted(documented_codes(case, response.status_code))})")
+
+
+def positive_data_is_accepted_or_refused_for_a_documented_domain_reason(ctx, response, case):
+    """schemathesis's positive_data_acceptance, with one allowance: data the schema admits may still be refused for
+    a rule JSON Schema cannot hold (a password on the common-password list, an unknown timezone, an e-mail or a slot
+    already taken, a state that forbids the action, an id that does not exist, text with a NUL or an unpaired
+    surrogate, which no database column stores), but only with a 4xx the operation
+    documents and a domain `code` among that status's examples. A refusal saying the request broke its schema
+    (`validation_failed`, `malformed_json`, `unsupported_media_type`, `json_too_deep`) is never allowed: it means
+    the document fails to state a constraint the server enforces, which is what the check is there to catch.
+    (The built-in's own configuration can only allow whole statuses, 409 and 404 among them by default, whatever
+    the code: that is both looser, and too coarse for 422s that are domain refusals.)"""
+    meta = case.meta
+    if meta is None or not meta.generation.mode.is_positive or is_unexpected_http_status_case(case):
+        return
+    if response.status_code < 400:
+        return
+    code = problem_code(response)
+    assert 400 <= response.status_code < 500 and code not in SCHEMA_REFUSALS and \
+        code in documented_codes(case, response.status_code), (
+            f"Valid data should have been accepted: {case.operation.label} answered {response.status_code} "
+            f"{code!r}, not a documented domain refusal\n{response.text[:500]}")
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_spec(case, admin_token):
-    # positive_data_acceptance is left out: some rules cannot be written in JSON Schema (a password from the
-    # common-password list, an unknown timezone, an e-mail already taken, a slot already booked), so schema-valid
-    # input may still get a documented 404/409/422. Every other check runs, including "no 5xx" and
-    # response/status/content-type conformance.
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    # Every built-in check runs ("no 5xx", response/status/content-type conformance, ...) except
+    # positive_data_acceptance, which the stricter check above replaces.
+    case.call_and_validate(excluded_checks=[positive_data_acceptance], additional_checks=[
+        refusals_are_documented, positive_data_is_accepted_or_refused_for_a_documented_domain_reason])
 
 
 def test_every_operation_has_a_unique_operation_id_and_the_document_names_its_server(client):
@@ -119,3 +172,99 @@ def test_created_resources_are_located(client, gen_user, tokens_for):
     location = created.headers["Location"]
     assert location == f"/api/v1/patients/{created.get_json()['id']}"
     assert client.get(location, headers=headers).status_code == 200
+
+
+def documented_problems(spec):
+    """(operationId, status, code) for every error example of the document."""
+    for operations in spec["paths"].values():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                examples = response.get("content", {}).get("application/problem+json", {}).get("examples", {})
+                for code, example in examples.items():
+                    assert example["value"]["code"] == code and example["value"]["status"] == int(status)
+                    yield operation["operationId"], int(status), code
+
+
+def test_error_examples_show_the_codes_each_operation_answers_with(client):
+    documented = set(documented_problems(client.get(SPEC).get_json()))
+    # Read from the services the views call, not listed by hand: a slot taken, a stale ETag, a common password,
+    # an idempotency key reused, the token check's own codes.
+    assert {("appointments_book", 409, "slot_taken"), ("appointments_book", 409, "outside_availability"),
+            ("appointments_book", 422, "idempotency_key_reused"), ("appointments_book", 401, "token_expired"),
+            ("patients_update_patient", 412, "stale_version"), ("patients_update_patient", 428,
+                                                                  "precondition_required"),
+            ("auth_register", 422, "weak_password"), ("auth_register", 409, "email_taken"),
+            ("vitals_record_reading", 422, "unknown_unit")} <= documented
+    # ... and only where they can happen: no role check on /auth/me, no booking codes on a read.
+    assert not {(operation, status) for operation, status, _ in documented} & {
+        ("auth_me", 403), ("appointments_get_appointment", 409)}
+
+
+def test_every_documented_code_is_one_the_server_uses(client):
+    """Each example's code is raised somewhere in the code (or is a status's default code), and every code the
+    REST API raises is documented on some operation."""
+    from pathlib import Path
+
+    from pawmanity.core.errors import DEFAULT_CODES
+
+    root = Path(__file__).resolve().parent.parent
+    raised = {}
+    for path in [*root.glob("pawmanity/**/*.py"), *root.glob("blueprints/**/*.py")]:
+        # code="...", a class's default code, or the code an exception carries as its first argument (UnitError)
+        for code in re.findall(r'code="([a-z_]+)"|\bcode = "([a-z_]+)"|status, code = \d+, "([a-z_]+)"'
+                               r'|Error\("([a-z_]+)",', path.read_text()):
+            code = "".join(code)
+            raised.setdefault(code, set()).add(path.relative_to(root).as_posix())
+    documented = {code for _, _, code in documented_problems(client.get(SPEC).get_json())}
+    assert documented <= set(raised) | set(DEFAULT_CODES.values())
+    # Outside the REST API: FHIR answers OperationOutcomes and Socket.IO events their own errors (AsyncAPI).
+    not_rest = {code for code, paths in raised.items()
+                if all(path.startswith(("pawmanity/fhir/", "blueprints/fhir/")) or path.endswith("events.py")
+                       # errors.py: the base classes' defaults, raised only through subclasses with their own codes
+                       or path == "pawmanity/core/errors.py" for path in paths)}
+    socket_only = {"invalid_join_token", "join_token_expired", "join_token_used"}  # the /video namespace's join
+    unused = {"fresh_token_required"}  # no operation asks for a fresh token
+    assert set(raised) - not_rest - socket_only - unused <= documented
+
+
+# Lists not yet in the envelope (issue 12, item 3): bare arrays, and `items` without paging (a slot window, the
+# symptom checker's catalogues). Strict xfail: a list that moves fails here until it leaves this set.
+PENDING_LISTS = {"patients_list_guardians", "doctors_list_time_off", "pharmacies_my_pharmacies",
+                 "pharmacies_list_staff", "pharmacies_list_stock", "vitals_list_devices", "vitals_list_rules",
+                 "doctors_free_slots", "ai_list_symptoms", "ai_list_conditions"}
+
+
+def list_operations():
+    """Every GET whose 200 answer is a JSON array, or an object holding `items` (catalogues included)."""
+    from pawmanity import create_app
+
+    spec = create_app("testing", settings={"MONGO_URI": "mongomock://"}).test_client().get(SPEC).get_json()
+    for path, operations in spec["paths"].items():
+        operation = operations.get("get")
+        content = (operation or {}).get("responses", {}).get("200", {}).get("content", {}).get("application/json")
+        if content is None:
+            continue
+        schema = resolve(spec, content["schema"])
+        if schema.get("type") == "array" or "items" in schema.get("properties", {}):
+            yield pytest.param(path, operation["operationId"], id=operation["operationId"], marks=[
+                pytest.mark.xfail(strict=True, reason="not yet in the envelope")] if operation["operationId"] in
+                PENDING_LISTS else [])
+
+
+def resolve(spec, schema):
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+@pytest.mark.parametrize("path, operation_id", list(list_operations()))
+def test_every_list_answers_the_page_envelope_and_takes_page_and_per_page(client, path, operation_id):
+    spec = client.get(SPEC).get_json()
+    operation = spec["paths"][path]["get"]
+    schema = resolve(spec, operation["responses"]["200"]["content"]["application/json"]["schema"])
+    assert schema.get("type") == "object" and {"items", "page", "per_page", "total"} <= set(schema["required"])
+    assert resolve(spec, schema["properties"]["items"])["type"] == "array"
+    assert {"page", "per_page"} <= {parameter["name"] for parameter in operation.get("parameters", [])
+                                    if parameter["in"] == "query"}

@@ -1,6 +1,7 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.identity import passwords
 from pawmanity.identity.models import ROLES
 
 
@@ -24,7 +25,9 @@ class UserListQuery(PageQuery):
 
 class AdminUserCreateIn(Schema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
-    password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+    # The policy's length (8..128) is stated here, so the OpenAPI document carries it; the rest is the policy's.
+    password = fields.String(required=True, validate=validate.Length(min=passwords.MIN_LENGTH, max=passwords.MAX_LENGTH),
+                             load_only=True)
     full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
 

@@ -13,6 +13,7 @@ from blueprints.ai.schemas import (
     SymptomListOut,
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
+from pawmanity.core.schemas import page_of
 from pawmanity.identity.security import current_actor
 from pawmanity.triage import classifier, diagnoses, interviews
 from pawmanity.triage.knowledge import knowledge_base
@@ -69,10 +70,10 @@ def create_diagnosis(data):
 @blp.route("/diagnoses", methods=["GET"])
 @blp.auth_required()
 @blp.arguments(DiagnosisListQuery, location="query")
-@blp.response(200, DiagnosisOut(many=True))
+@blp.response(200, page_of(DiagnosisOut))
 @blp.errors(404)
 def list_diagnoses(query):
-    """Past assessments of the patients you may see, newest first (at most 50)."""
+    """Past assessments of the patients you may see, newest first."""
     return diagnoses.list_diagnoses(current_actor(), **query)
 
 

@@ -1,7 +1,7 @@
 from marshmallow import fields, validate
 
 from pawmanity.care.models import SPECIES
-from pawmanity.core.schemas import Schema
+from pawmanity.core.schemas import PageQuery, Schema
 
 
 class SpeciesQuery(Schema):
@@ -121,7 +121,7 @@ class DiagnosisOut(Schema):
     disclaimer = fields.String(required=True)
 
 
-class DiagnosisListQuery(Schema):
+class DiagnosisListQuery(PageQuery):
     patient_id = fields.UUID()
 
 

@@ -20,6 +20,8 @@ class BookEarliestIn(Schema):
     after = UTCDateTime(metadata={"description": "Search from this time (default: now)"})
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
+    OPENAPI = {"oneOf": [{"required": ["doctor_id"]}, {"required": ["specialty"]}]}
+
     @validates_schema
     def one_target(self, data, **kwargs):
         if ("doctor_id" in data) == ("specialty" in data):

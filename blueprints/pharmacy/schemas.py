@@ -10,8 +10,18 @@ CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+# `lat,lon` in decimal degrees within range, as the OpenAPI document tells clients (and Postman) to send it.
+POSITION_PATTERN = (r"^-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?),"
+                    r"-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?)$")
+
+
 class Position(fields.Field):
     """`lat,lon` in decimal degrees."""
+
+    def __init__(self, **kwargs):
+        metadata = {"type": "string", "pattern": POSITION_PATTERN, "example": "48.8566,2.3522",
+                    **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         parts = str(value).split(",")

@@ -1,20 +1,34 @@
-"""flask-smorest, adapted: a Blueprint that knows about auth, idempotency keys and operation ids, a stricter
-argument parser, and the request hooks every API answer goes through."""
+"""flask-smorest, adapted: a Blueprint that knows about auth, idempotency keys, operation ids and the problems each
+operation can answer with, a stricter argument parser, and the request hooks every API answer goes through."""
 
+import ast
+import inspect
 import re
+import textwrap
+import types
+from dataclasses import dataclass, field
 from functools import wraps
 from http import HTTPStatus
 
 import flask_smorest
-from flask import Request, current_app, json, request
+from flask import Request, abort, current_app, json, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
 from webargs.flaskparser import FlaskParser
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from pawmanity.core import idempotency
-from pawmanity.core.errors import Forbidden, NestingTooDeep, PreconditionFailed, PreconditionRequired
-from pawmanity.core.schemas import MAX_NESTING, check_nesting
+from pawmanity.core.errors import (
+    DEFAULT_CODES,
+    PROBLEM_MIMETYPE,
+    DomainError,
+    Forbidden,
+    NestingTooDeep,
+    PreconditionFailed,
+    PreconditionRequired,
+    problem,
+)
+from pawmanity.core.schemas import MAX_NESTING, Schema, check_nesting
 
 API_PREFIX = "/api/v1"
 JSON_BODY_TYPES = ("application/json", "multipart/form-data")
@@ -98,17 +112,48 @@ class _BoundedJSON:
         return json.dumps(value, **kwargs)
 
 
+def _add_header_parameters(doc, doc_info, **kwargs):
+    doc.setdefault("parameters", []).extend(doc_info.get("header_parameters", []))
+    return doc
+
+
+def _honours_idempotency_key(view):
+    while view is not None:
+        if getattr(view, "honours_idempotency_key", False):
+            return True
+        view = getattr(view, "__wrapped__", None)
+    return False
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(_add_header_parameters)
+
     def register_views_in_doc(self, api, app, spec, *, name, parameters):
         # Every operation gets a stable operationId (`<blueprint>_<view>`), which generated clients and Postman
-        # use to name their methods; a view serving several methods adds the method.
+        # use to name their methods; a view serving several methods adds the method. Its error responses show,
+        # per status, the problem codes the code can answer with (operation_refusals below).
         for endpoint, info in self._docs.items():
             methods = [method for method in info if method != "parameters"]
+            view = app.view_functions[f"{name}.{endpoint}"]
+            has_path_parameters = bool(next(app.url_map.iter_rules(f"{name}.{endpoint}")).arguments)
             for method in methods:
                 operation_id = f"{name}_{endpoint}" + (f"_{method}" if len(methods) > 1 else "")
-                info[method].setdefault("manual_doc", {}).setdefault("operationId", operation_id)
+                manual_doc = info[method].setdefault("manual_doc", {})
+                manual_doc.setdefault("operationId", operation_id)
+                declared = {int(status) for status in info[method].get("response", {}).get("responses", {})}
+                found = operation_refusals(view, info[method].get("arguments", {}).get("parameters", []),
+                                           has_path_parameters=has_path_parameters)
+                manual_doc.setdefault("responses", {}).update(error_responses(found, declared))
+                # Header parameters join the ones the arguments give (a manual list would replace those).
+                # (self._docs outlives one app: the manual list is moved aside once, for every app to find.)
+                if "manual_parameters" not in info[method]:
+                    info[method]["manual_parameters"] = manual_doc.pop("parameters", [])
+                info[method]["header_parameters"] = [*info[method]["manual_parameters"], *(
+                    [IDEMPOTENCY_KEY_DOC] if _honours_idempotency_key(view) else [])]
         super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
 
     def auth_required(self, *roles):
@@ -119,11 +164,12 @@ class Blueprint(flask_smorest.Blueprint):
         """
 
         def decorator(view):
+            if roles:
+                view = _role_required(view, roles)
+
             @wraps(view)
             def guarded(*args, **kwargs):
                 verify_jwt_in_request()
-                if roles and current_user.role not in roles:
-                    raise Forbidden("Your role does not allow this action.")
                 return view(*args, **kwargs)
 
             guarded = self.doc(security=[{"bearerAuth": []}])(guarded)
@@ -163,6 +209,7 @@ class Blueprint(flask_smorest.Blueprint):
                                    headers=response.headers, body=response.get_data())
                 return response
 
+            once.honours_idempotency_key = True
             return once
 
         return decorator
@@ -176,6 +223,58 @@ class Blueprint(flask_smorest.Blueprint):
             return view
 
         return decorator
+
+
+def _role_required(view, roles):
+    """The role check, a wrapper of its own so that only views with roles document its 403."""
+
+    @wraps(view)
+    def role_checked(*args, **kwargs):
+        if current_user.role not in roles:
+            raise Forbidden("Your role does not allow this action.")
+        return view(*args, **kwargs)
+
+    return role_checked
+
+
+BODY_LOCATIONS = ("json", "form", "files")
+
+
+def operation_refusals(view, arguments, *, has_path_parameters):
+    """(status, code) -> detail for one operation: what its view can raise, and what refusing its input gives."""
+    found = {}
+    if arguments:  # webargs/marshmallow, through errors.handle_validation_error / handle_http_exception
+        found[(422, "validation_failed")] = "The request did not pass validation; see `errors`."
+        found.update(refusals_of(Schema.refuse_unstorable_text))
+    if any(argument.get("in") in BODY_LOCATIONS for argument in arguments):
+        found[(400, "malformed_json")] = "The request body is not valid JSON."
+        found.update(refusals_of(require_json_bodies))
+        found.update(refusals_of(StrictParser._raw_load_json))
+    if has_path_parameters:  # a path that matches no route, or an id of the wrong form
+        found[(404, "not_found")] = "No such resource."
+    for refusal, detail in refusals_of(view).items():
+        found.setdefault(refusal, detail)
+    return found
+
+
+def error_responses(found, declared):
+    """OpenAPI responses for every error status, each with one example per problem code."""
+    statuses = sorted({status for status, _ in found} | {status for status in declared if status >= 400})
+    responses = {}
+    for status in statuses:
+        codes = {code: detail for (code_status, code), detail in sorted(found.items()) if code_status == status}
+        if not codes:
+            codes = {DEFAULT_CODES.get(status, "error"): HTTPStatus(status).description}
+        examples = {code: {"summary": code, "value": {"type": f"urn:pawmanity:problem:{code}",
+                                                      "title": HTTPStatus(status).phrase, "status": status,
+                                                      "detail": detail, "code": code}}
+                    for code, detail in codes.items()}
+        responses[status] = {
+            "description": f"{HTTPStatus(status).phrase}: `code` is one of " + ", ".join(f"`{c}`" for c in codes),
+            "content": {PROBLEM_MIMETYPE: {"schema": {"$ref": "#/components/schemas/Problem"},
+                                           "examples": examples}},
+        }
+    return responses
 
 
 def locate_created(response):
@@ -213,8 +312,18 @@ def require_json_bodies():
 
 # Versioned resources (patients, medical records): the ETag is the row's version number.
 IF_MATCH_PATTERN = re.compile(r'^\s*"(\d{1,9})"\s*$')
-IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string"},
+IF_MATCH_DOC = {"in": "header", "name": "If-Match", "schema": {"type": "string", "pattern": r'^"[0-9]{1,9}"$'},
                 "description": 'The ETag you read, e.g. "3". A stale or malformed value gets 412.'}
+
+
+IDEMPOTENCY_KEY_DOC = {
+    "in": "header", "name": "Idempotency-Key", "required": False,
+    # idempotency.KEY_PATTERN, without the outer spaces an HTTP client would strip.
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]{0,253}[!-~])?$"},
+    "description": "Retry safely: the same key with the same request replays the first answer "
+                   "(`Idempotent-Replayed: true`); with another request it is 422 `idempotency_key_reused`; while "
+                   "the first is still running, 409 `idempotency_key_in_use`. Keys are per user and expire.",
+}
 
 
 def etag_for(version):
@@ -236,3 +345,162 @@ def if_match_version(*, required):
 
 def with_etag(body, version, status=200):
     return body, status, {"ETag": etag_for(version)}
+
+
+# What an operation can refuse with, read from the code rather than kept by hand.
+#
+# What an operation can refuse with, read from the code rather than kept by hand.
+#
+# `refusals_of(view)` follows a view (and the decorators wrapped around it) through the calls it makes into
+# PAWMANITY's own modules and collects every problem it can end in: a domain error constructed (`Conflict("...",
+# code="slot_taken")`, a class's default code otherwise), a werkzeug HTTP exception, or a `problem(status, code=...)`
+# built by hand. The OpenAPI document shows them as per-status examples, so a client sees the real `code` values.
+#
+# It is a static reading, so it errs in known ways: a call through an object whose type the code does not name (a
+# model's method) is not followed, and a code passed along in a variable is resolved to the codes carried by the
+# exceptions constructed on the way (an exception class whose first argument is `code`, like vitals' UnitError).
+# tests/test_openapi.py holds the document to what the server really answers.
+
+OWN_PACKAGES = ("pawmanity", "blueprints")
+# Calls into libraries that end in our own callbacks: the callbacks are followed instead (see follow_instead).
+_CALLBACKS = {}
+
+
+def follow_instead(library_function, callbacks):
+    """Tell the reading that `library_function` can end in `callbacks()` (functions of ours), e.g. the JWT check
+    in the JWT manager's error loaders."""
+    _CALLBACKS[library_function] = callbacks
+
+
+@dataclass
+class _Reading:
+    found: dict = field(default_factory=dict)  # (status, code) -> detail
+    dynamic: set = field(default_factory=set)  # statuses raised with a code held in a variable
+    carried: set = field(default_factory=set)  # codes given to code-carrying exceptions
+    seen: set = field(default_factory=set)
+
+    def add(self, status, code, detail):
+        code = code or DEFAULT_CODES.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "_")
+        self.found.setdefault((status, code), detail or HTTPStatus(status).description)
+
+
+def refusals_of(view):
+    """{(status, code): an example detail} for everything `view` can refuse with."""
+    reading = _Reading()
+    layer = view
+    while layer is not None:  # the view and each decorator's wrapper around it (auth, idempotency, ...)
+        _read_function(layer, reading)
+        layer = getattr(layer, "__wrapped__", None)
+    for status in reading.dynamic:
+        for code in reading.carried:
+            reading.add(status, code, None)
+    return reading.found
+
+
+def _own(obj):
+    return (getattr(obj, "__module__", None) or "").split(".")[0] in OWN_PACKAGES
+
+
+def _read_function(function, reading):
+    function = getattr(function, "__func__", function)
+    if not isinstance(function, types.FunctionType) or function.__code__ in reading.seen or not _own(function):
+        return
+    reading.seen.add(function.__code__)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function.__code__)))  # not unwrapped
+    except (OSError, TypeError, SyntaxError):
+        return
+    body = tree.body[0]
+    # Only this function's own statements: nested functions are read when they are called or wrapped.
+    nodes = [node for statement in getattr(body, "body", []) for node in _walk_skipping_defs(statement)]
+    for node in nodes:
+        if isinstance(node, ast.Call):
+            _read_call(function, node, reading)
+
+
+def _walk_skipping_defs(node):
+    yield node
+    for child in ast.iter_child_nodes(node):
+        if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            yield from _walk_skipping_defs(child)
+
+
+def _read_call(function, call, reading):
+    callee = _resolve(function, call.func)
+    if callee is None:
+        return
+    keywords = {keyword.arg: keyword.value for keyword in call.keywords if keyword.arg}
+    if isinstance(callee, type) and issubclass(callee, DomainError):
+        status = _literal(keywords.get("status"))
+        status = status if isinstance(status, int) else callee.status
+        if "code" in keywords and not isinstance(_literal(keywords["code"]), str):
+            reading.dynamic.add(status)
+            return
+        reading.add(status, _literal(keywords.get("code")) or callee.code, _detail(call))
+    elif isinstance(callee, type) and issubclass(callee, HTTPException) and callee.code:
+        reading.add(callee.code, None, _detail(call))
+    elif callee is problem or callee is abort:
+        status = _literal(call.args[0]) if call.args else None
+        if isinstance(status, int):
+            code = _literal(keywords.get("code"))
+            reading.add(status, code if isinstance(code, str) else None, _literal(keywords.get("detail")))
+    elif isinstance(callee, type) and issubclass(callee, Exception) and _own(callee):
+        parameters = list(inspect.signature(callee.__init__).parameters)
+        code = _literal(call.args[0]) if call.args else None
+        if parameters[1:2] == ["code"] and isinstance(code, str):
+            reading.carried.add(code)
+    elif callee in _CALLBACKS:
+        for callback in _CALLBACKS[callee]():
+            _read_function(callback, reading)
+    else:
+        _read_function(callee, reading)
+        for argument in call.args:  # a function of ours handed over to be called back
+            passed = _resolve(function, argument)
+            if isinstance(passed, types.FunctionType):
+                _read_function(passed, reading)
+
+
+def _resolve(function, node):
+    """The object an expression names inside `function`, when its globals, closure or class say which."""
+    if isinstance(node, ast.Name):
+        closure = dict(zip(function.__code__.co_freevars, (cell.cell_contents for cell in function.__closure__ or ())))
+        if node.id in closure:
+            return closure[node.id]
+        return function.__globals__.get(node.id, getattr(__builtins__, node.id, None)
+                                        if not isinstance(__builtins__, dict) else __builtins__.get(node.id))
+    if isinstance(node, ast.Attribute):
+        if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+            owner = _owning_class(function)
+        else:
+            owner = _resolve(function, node.value)
+        if owner is None:
+            return None
+        try:
+            return inspect.getattr_static(owner, node.attr) if isinstance(owner, type) else getattr(owner, node.attr)
+        except (AttributeError, RuntimeError):  # RuntimeError: a proxy (current_app) outside an app context
+            return None
+    return None
+
+
+def _owning_class(function):
+    names = function.__qualname__.split(".")[:-1]
+    owner = function.__globals__.get(names[0]) if names else None
+    for name in names[1:]:
+        owner = getattr(owner, name, None)
+    return owner if isinstance(owner, type) else None
+
+
+def _literal(node):
+    return node.value if isinstance(node, ast.Constant) else None
+
+
+def _detail(call):
+    """The sentence a client reads, as written in the code (`…` where an f-string interpolates)."""
+    if not call.args:
+        return None
+    node = call.args[0]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "…" for part in node.values)
+    return None

@@ -9,6 +9,7 @@ from http import HTTPStatus
 
 import flask_smorest
 import jwt as pyjwt
+from apispec import BasePlugin
 from celery import Celery, Task
 from flask import current_app, send_from_directory
 from flask_cors import CORS
@@ -54,6 +55,20 @@ class OneDecodeJWTManager(JWTManager):
             raise
 
 
+class SchemaRulesPlugin(BasePlugin):
+    """A rule across fields that a marshmallow schema checks in code (doctor_id xor specialty) is written as JSON
+    Schema in the schema's `OPENAPI` class attribute, and joins its component in the OpenAPI document."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        rules = dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {}))
+        if "oneOf" in rules and "properties" in definition:
+            # Each alternative repeats the properties (which changes nothing it matches): Postman's import builds the
+            # example body from the first alternative alone, and would otherwise send `{}`.
+            rules["oneOf"] = [{"properties": definition["properties"], **alternative} for alternative in rules["oneOf"]]
+        return rules
+
+
 class PawmanityApi(flask_smorest.Api):
     """flask-smorest's Api: error responses documented as application/problem+json, Swagger UI served locally."""
 
@@ -64,6 +79,7 @@ class PawmanityApi(flask_smorest.Api):
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
+            "extra_plugins": [SchemaRulesPlugin()],
             # Generated clients and Postman take their base URL from here; paths carry the /api/v1 prefix.
             "servers": [{"url": app.config["PUBLIC_URL"], "description": "This deployment"}],
             # Swagger UI shows this above the operations: the realtime half of the API is described there.

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from pawmanity.core.errors import NestingTooDeep
+from pawmanity.core.errors import InvalidInput, NestingTooDeep
 
 # No request body or event needs more; a deeper one is refused before any recursive code (ours, marshmallow's)
 # walks it.
@@ -27,7 +27,9 @@ class Schema(ma.Schema):
     def refuse_unstorable_text(self, data, **kwargs):
         problem = text_problem(data)
         if problem:
-            raise ma.ValidationError(problem, "_schema")
+            # Its own code: JSON Schema cannot say "no unpaired surrogate", so a client that followed the OpenAPI
+            # document can still meet this refusal, and must be able to tell it from a schema violation.
+            raise InvalidInput(problem, code="unstorable_text", errors={"_schema": [problem]})
         return data
 
 
@@ -75,8 +77,19 @@ def check_nesting(value):
 EARLIEST, LATEST = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2200, 1, 1, tzinfo=timezone.utc)
 
 
+# The range as the OpenAPI document states it (JSON Schema has no minimum for a date-time): the date part of a
+# time between 1900 and 2200 whatever its offset, so the first and last day are left out.
+IN_RANGE_DATE_PATTERN = (r"^((190[1-9]|19[1-9][0-9]|20[0-9]{2}|21[0-8][0-9]|219[0-8])-[0-9]{2}-[0-9]{2}"
+                         r"|1900-(0[2-9]|1[0-2])-[0-9]{2}|1900-01-(0[2-9]|[12][0-9]|3[01])"
+                         r"|2199-(0[1-9]|1[01])-[0-9]{2}|2199-12-([012][0-9]|30))T")
+
+
 class UTCDateTime(fields.AwareDateTime):
     """Inputs must carry an offset (naive -> 422) and lie between 1900 and 2200; outputs are UTC with a trailing Z."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": IN_RANGE_DATE_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         moment = super()._deserialize(value, attr, data, **kwargs)

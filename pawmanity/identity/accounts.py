@@ -150,7 +150,7 @@ def update_profile(user, changes, actor, *, current_session_id=None, claims=None
         ratelimits.check("password_check", user.id)
         if not current_password or not passwords.verify_password(user.password_hash, current_password):
             ratelimits.spend("password_check", user.id)
-            raise InvalidInput("The current password is incorrect.",
+            raise InvalidInput("The current password is incorrect.", code="wrong_current_password",
                                errors={"current_password": ["The current password is incorrect."]})
         _check_password(new_password, user.email)
         user.password_hash = passwords.hash_password(new_password)
@@ -237,7 +237,10 @@ def ensure_admin(*, email, password, full_name, actor):
 def _check_password(password, email):
     problems = passwords.policy_problems(password, email=email)
     if problems:
-        raise InvalidInput("The password does not meet the policy.", errors={"password": problems})
+        # Its own code: the length rule is in the schema, but a common password or the e-mail address as password
+        # cannot be, so a client that followed the OpenAPI document can still meet this refusal.
+        raise InvalidInput("The password does not meet the policy.", code="weak_password",
+                           errors={"password": problems})
 
 
 @cache
@@ -248,4 +251,5 @@ def _known_timezones():
 def check_timezone(name):
     """Refuse anything but an IANA timezone name."""
     if name not in _known_timezones():
-        raise InvalidInput("Unknown timezone.", errors={"timezone": ["Use an IANA name such as Europe/Paris."]})
+        raise InvalidInput("Unknown timezone.", code="unknown_timezone",
+                           errors={"timezone": ["Use an IANA name such as Europe/Paris."]})

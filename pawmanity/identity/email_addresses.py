@@ -24,7 +24,8 @@ def normalize_email(address):
     try:
         valid = email_validator.validate_email(folded, check_deliverability=False)
     except email_validator.EmailNotValidError as error:
-        raise InvalidInput("The e-mail address is not valid.", errors={"email": [str(error)]}) from None
+        raise InvalidInput("The e-mail address is not valid.", code="invalid_email",  # beyond `format: email`
+                           errors={"email": [str(error)]}) from None
     return valid.normalized.lower()
 
 

@@ -3,6 +3,7 @@
 from flask import current_app, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 
+from pawmanity.core.api import follow_instead
 from pawmanity.core.errors import Forbidden, problem
 from pawmanity.core.extensions import db, jwt
 from pawmanity.identity import mfa, tokens
@@ -63,6 +64,10 @@ def register_jwt_callbacks():
     @jwt.needs_fresh_token_loader
     def needs_fresh(_header, _claims):
         return problem(401, detail="Sign in again to do this.", code="fresh_token_required")
+
+    # The OpenAPI document's 401 examples: what the token check ends in (no view asks for a fresh token).
+    follow_instead(verify_jwt_in_request, lambda: [token_revoked, load_user, missing_token, invalid_token,
+                                                   expired_token, revoked_token, unknown_user, verification_failed])
 
 
 def mfa_exempt(view):

@@ -82,7 +82,8 @@ def log_assessment(actor, patient, result, *, request, age_range, latency_ms, di
     return public
 
 
-def list_diagnoses(actor, *, patient_id=None, limit=50):
+def list_diagnoses(actor, *, patient_id=None, page=1, per_page=20):
+    """A page of the assessments of the patients the actor may see, newest first (the list envelope)."""
     if patient_id is not None:
         patient_ids = [access.visible_patient(actor, patient_id)[0].id]
     else:
@@ -93,10 +94,12 @@ def list_diagnoses(actor, *, patient_id=None, limit=50):
     for waiting in db.session.scalars(select(DiagnosisLogOutbox).where(
             DiagnosisLogOutbox.delivered_at.is_(None), DiagnosisLogOutbox.patient_id.in_(patient_ids))):
         found.setdefault(waiting.document["_id"], waiting.document)
-    ordered = sorted(found.values(), key=lambda doc: doc["created_at"], reverse=True)[:limit]
-    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"ids": [doc["_id"] for doc in ordered]})
+    ordered = sorted(found.values(), key=lambda doc: (doc["created_at"], doc["_id"]), reverse=True)
+    start = (page - 1) * per_page
+    shown = ordered[start:start + per_page]
+    trail.record("diagnosis.list", actor, object_type="diagnosis", detail={"ids": [doc["_id"] for doc in shown]})
     db.session.commit()
-    return [_public(doc) for doc in ordered]
+    return {"items": [_public(doc) for doc in shown], "page": page, "per_page": per_page, "total": len(ordered)}
 
 
 def get(actor, diagnosis_id):

@@ -1,0 +1,125 @@
+"""A Postman import of the served OpenAPI document has every field of every request.
+
+The collection is made by openapi-to-postmanv2 (npm), the converter behind Postman's own import, through
+scripts/postman_collection.js; then every parameter and every request-body field of every operation is looked for
+in the request Postman would send.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "postman_collection.js"
+CONVERTER = ROOT / "node_modules" / "openapi-to-postmanv2"
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed: the Postman import needs it"),
+    pytest.mark.skipif(not CONVERTER.exists(), reason="openapi-to-postmanv2 is not installed (run `npm install`)"),
+]
+
+
+def postman_collection(spec, tmp_path):
+    source = tmp_path / "openapi.json"
+    source.write_text(json.dumps(spec))
+    done = subprocess.run(["node", str(SCRIPT), str(source)], capture_output=True, text=True, timeout=180,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def requests_of(items):
+    for item in items:
+        if "item" in item:
+            yield from requests_of(item["item"])
+        else:
+            yield item["request"]
+
+
+def postman_path(openapi_path):
+    """/api/v1/patients/{patient_id} as Postman writes it: api, v1, patients, :patient_id (a variable inside a
+    segment, as in {secret}.ics, becomes {{secret}}.ics)."""
+    return tuple(f":{part[1:-1]}" if re.fullmatch(r"\{\w+\}", part) else re.sub(r"\{(\w+)\}", r"{{\1}}", part)
+                 for part in openapi_path.strip("/").split("/"))
+
+
+def resolve(spec, schema):
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def field_paths(spec, schema, prefix=()):
+    """Every property path of a request body schema, nested objects and array items included."""
+    schema = resolve(spec, schema)
+    for part in schema.get("allOf", []) + schema.get("oneOf", []) + schema.get("anyOf", []):
+        yield from field_paths(spec, part, prefix)
+    if schema.get("type") == "array" and "items" in schema:
+        yield from field_paths(spec, schema["items"], (*prefix, 0))
+    for name, child in schema.get("properties", {}).items():
+        yield (*prefix, name)
+        yield from field_paths(spec, child, (*prefix, name))
+
+
+def has_path(value, path):
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(value, list) or not value:
+                return False
+            value = value[0]
+        elif isinstance(value, dict) and step in value:
+            value = value[step]
+        else:
+            return False
+    return True
+
+
+def missing_fields(spec, path, method, operation, request):
+    missing = []
+    parameters = [*spec["paths"][path].get("parameters", []), *operation.get("parameters", [])]
+    for parameter in parameters:
+        name, where = parameter["name"], parameter["in"]
+        if where == "query":
+            found = name in {query["key"] for query in request["url"].get("query", [])}
+        elif where == "path":
+            found = f":{name}" in request["url"]["path"] or any(f"{{{{{name}}}}}" in part
+                                                                for part in request["url"]["path"])
+        else:
+            found = name.lower() in {header["key"].lower() for header in request.get("header", [])}
+        if not found:
+            missing.append(f"{where} parameter {name}")
+    for media_type, content in operation.get("requestBody", {}).get("content", {}).items():
+        body = request.get("body") or {}
+        if media_type == "multipart/form-data":
+            sent = {part["key"] for part in body.get("formdata", [])}
+            missing += [f"form field {name}" for name in resolve(spec, content["schema"]).get("properties", {})
+                        if name not in sent]
+        else:
+            sent = json.loads(body.get("raw") or "null")
+            missing += [f"body field {'.'.join(map(str, field))}" for field in field_paths(spec, content["schema"])
+                        if not has_path(sent, field)]
+    return missing
+
+
+def test_a_postman_import_has_every_field_of_every_request(client, tmp_path):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    collection = postman_collection(spec, tmp_path)
+    imported = {(request["method"], tuple(request["url"]["path"])): request
+                for request in requests_of(collection["item"])}
+    problems, checked = [], 0
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            request = imported.get((method.upper(), postman_path(path)))
+            if request is None:
+                problems.append(f"{method.upper()} {path}: not imported")
+                continue
+            checked += 1
+            problems += [f"{method.upper()} {path}: {what}"
+                         for what in missing_fields(spec, path, method, operation, request)]
+    assert checked > 100 and not problems, "\n".join(problems)
