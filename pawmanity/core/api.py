@@ -2,6 +2,7 @@
 operation can answer with, a stricter argument parser, and the request hooks every API answer goes through."""
 
 import ast
+import functools
 import inspect
 import re
 import textwrap
@@ -384,8 +385,10 @@ class _Reading:
         self.found.setdefault((status, code), detail or HTTPStatus(status).description)
 
 
+@functools.cache
 def refusals_of(view):
-    """{(status, code): an example detail} for everything `view` can refuse with."""
+    """{(status, code): an example detail} for everything `view` can refuse with (read once per process: the code
+    does not change while it runs). Callers must not modify the answer."""
     reading = _Reading()
     layer = view
     while layer is not None:  # the view and each decorator's wrapper around it (auth, idempotency, ...)
@@ -406,16 +409,23 @@ def _read_function(function, reading):
     if not isinstance(function, types.FunctionType) or function.__code__ in reading.seen or not _own(function):
         return
     reading.seen.add(function.__code__)
+    for node in _calls_in(function.__code__):
+        _read_call(function, node, reading)
+
+
+@functools.cache
+def _calls_in(code):
+    """The calls among a function's own statements (nested functions are read when they are called or wrapped).
+
+    Parsed once per function and process: every operation's reading walks the same services and helpers, and
+    parsing them again for each one made every create_app() take seconds."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function.__code__)))  # not unwrapped
+        tree = ast.parse(textwrap.dedent(inspect.getsource(code)))  # not unwrapped
     except (OSError, TypeError, SyntaxError):
-        return
+        return ()
     body = tree.body[0]
-    # Only this function's own statements: nested functions are read when they are called or wrapped.
-    nodes = [node for statement in getattr(body, "body", []) for node in _walk_skipping_defs(statement)]
-    for node in nodes:
-        if isinstance(node, ast.Call):
-            _read_call(function, node, reading)
+    return tuple(node for statement in getattr(body, "body", []) for node in _walk_skipping_defs(statement)
+                 if isinstance(node, ast.Call))
 
 
 def _walk_skipping_defs(node):
