@@ -45,6 +45,7 @@ from pawmanity.media import uploads
 from pawmanity.pharmacy import prescriptions
 from pawmanity.scheduling import doctors
 from pawmanity.triage import diagnoses
+from pawmanity.vitals import alerts as vital_alerts
 from pawmanity.vitals import readings as vital_readings
 from pawmanity.webhooks import events as webhook_events
 
@@ -189,6 +190,7 @@ def connect_domain_events():
     consultations.consultation_changed.connect(webhook_events.on_consultation_changed)
     diagnoses.diagnosis_urgent.connect(webhook_events.on_diagnosis_urgent)
     uploads.upload_added.connect(webhook_events.on_upload_added)
+    vital_alerts.alert_changed.connect(webhook_events.on_vitals_alert_changed)
     patients.weight_recorded.connect(vital_readings.on_weight_recorded)
 
 

@@ -316,3 +316,27 @@ def test_consultation_diagnosis_and_upload_events_are_thin(scene, receiver, gen_
     ]
     raw = b"".join(r["body"] for r in receiver.requests)
     assert b"Otitis" not in raw and b"biscuit-ear" not in raw and b"retching" not in raw
+
+
+def test_vitals_alerts_opening_and_resolving_are_announced_thin(scene, receiver):
+    """A device's readings open an alert and later resolve it: two events, ids only (no measurement, no value)."""
+    endpoint = register(scene, receiver.url, events=("vitals.alert_opened", "vitals.alert_resolved"))
+    client, pet = scene["client"], scene["pet"]
+    rule = client.post("/api/v1/vitals/alert-rules", headers=scene["admin"], json={
+        "species": "dog", "measurement": "heart_rate", "direction": "above", "threshold": 160,
+        "clear_threshold": 140, "min_duration_seconds": 0})
+    assert rule.status_code == 201, rule.get_data(as_text=True)
+    start = utcnow() - timedelta(hours=1)
+    for n, value in enumerate((185, 130)):
+        sent = client.post("/api/v1/vitals/batch", headers=scene["owner"], json={
+            "patient_id": str(pet.id), "readings": [{
+                "sample_id": f"w{n}", "measurement": "heart_rate", "value": value, "unit": "/min",
+                "taken_at": iso(start + timedelta(minutes=n))}]})
+        assert sent.status_code == 200, sent.get_data(as_text=True)
+    (alert,) = client.get(f"/api/v1/vitals/alerts?patient_id={pet.id}", headers=scene["owner"]).get_json()["items"]
+    payloads = [Webhook(endpoint["secret"]).verify(r["body"], r["headers"]) for r in receiver.requests]
+    assert [(p["type"], p["data"]) for p in payloads] == [
+        ("vitals.alert_opened", {"alert_id": alert["id"], "patient_id": str(pet.id)}),
+        ("vitals.alert_resolved", {"alert_id": alert["id"], "patient_id": str(pet.id)}),
+    ]
+    assert b"185" not in b"".join(r["body"] for r in receiver.requests)

@@ -9,6 +9,7 @@ is open at a time (a partial unique index backs this). Opening and resolving not
 doctors.
 """
 
+from blinker import Namespace
 from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -23,6 +24,9 @@ from pawmanity.notifications.notifier import notify
 from pawmanity.scheduling.models import Appointment, DoctorProfile
 from pawmanity.vitals.models import Alert, AlertRule, AlertState
 from pawmanity.vitals.units import MEASUREMENTS
+
+# Sent inside the transaction that opens or resolves an alert (event: "opened" or "resolved"); webhooks listen.
+alert_changed = Namespace().signal("vitals-alert-changed")
 
 
 def create_rule(actor, data):
@@ -173,6 +177,7 @@ def _evaluate_rule(rule, patient, series):
 def _tell(patient, alert, kind, title):
     notify(recipients(patient.id), kind, title=title,
            data={"alert_id": str(alert.id), "patient_id": str(patient.id)})
+    alert_changed.send(alert, event=kind.removeprefix("vitals.alert_"))
 
 
 def recipients(patient_id):

@@ -17,6 +17,7 @@ from pawmanity.webhooks.tasks import deliver_webhooks
 EVENT_TYPES = (
     "appointment.booked", "appointment.confirmed", "appointment.cancelled", "appointment.rescheduled",
     "consultation.started", "consultation.ended", "diagnosis.urgent", "upload.added",
+    "vitals.alert_opened", "vitals.alert_resolved",
 )
 
 
@@ -65,3 +66,7 @@ def on_diagnosis_urgent(_sender, *, diagnosis_id, patient_id):
 
 def on_upload_added(upload):
     emit("upload.added", {"upload_id": str(upload.id), "patient_id": str(upload.patient_id)})
+
+
+def on_vitals_alert_changed(alert, *, event):
+    emit(f"vitals.alert_{event}", {"alert_id": str(alert.id), "patient_id": str(alert.patient_id)})
