@@ -25,6 +25,9 @@ from pawmanity.pharmacy.models import Pharmacy
 from pawmanity.scheduling.models import Appointment, AvailabilityRule, DoctorProfile, DoctorSpecies
 from pawmanity.vitals import devices, readings
 from pawmanity.vitals.models import AlertRule
+from pawmanity.webhooks import endpoints as webhook_endpoints
+from pawmanity.webhooks.events import EVENT_TYPES
+from pawmanity.webhooks.models import WebhookEndpoint
 
 DEMO_PASSWORD = "pawmanity-demo-2026"
 WEEKDAYS = range(0, 5)
@@ -141,6 +144,7 @@ def load(*, actor):
     lines += _load_vitals(actor)
     lines += _load_visit(actor)
     lines += _load_upcoming(actor)
+    lines += _load_webhooks(actor)
     lines.append(f"demo password for every account: {DEMO_PASSWORD}")
     lines += [f"{email} signs in with MFA; its demo TOTP secret: {secret}" for email, secret in DEMO_MFA.items()]
     return lines
@@ -247,6 +251,20 @@ def _load_pharmacies(actor):
                 "idempotency_key": f"demo-{pharmacy.id.hex[:8]}-{index}"})
     stock.expire_lots()
     return [f"created  {len(DEMO_PHARMACIES)} pharmacies, {len(DEMO_MEDICINES)} medicines"]
+
+
+def _load_webhooks(actor):
+    """A webhook endpoint for every event, switched off: its receiver is an example address. An admin points it at a
+    real receiver (PATCH /webhooks/{id} with url and active) to see signed deliveries and the delivery log."""
+    admin = db.session.scalar(select(User).where(User.email == ADMIN_EMAIL))
+    if db.session.scalar(select(WebhookEndpoint.id).limit(1)) is not None:
+        return ["exists   a webhook endpoint"]
+    endpoint = webhook_endpoints.create(Actor(user_id=admin.id, role=admin.role, ip=actor.ip),
+                                        url="https://hooks.clinic.example/pawmanity", events=list(EVENT_TYPES),
+                                        description="Demo: every event; point it at your receiver to try it")
+    endpoint.active = False
+    db.session.commit()
+    return [f"created  a webhook endpoint (off) for every event; its signing secret: {endpoint.secret}"]
 
 
 def _load_vitals(actor):
