@@ -81,6 +81,9 @@ class MfaLoginIn(Schema):
     code = Code
     recovery_code = RecoveryCodeField
 
+    OPENAPI = {"oneOf": [{"required": ["code"], "not": {"required": ["recovery_code"]}},
+                         {"required": ["recovery_code"], "not": {"required": ["code"]}}]}
+
     @validates_schema
     def one_factor(self, data, **kwargs):
         _one_second_factor(data)
@@ -90,6 +93,8 @@ class ReauthenticateIn(Schema):
     password = Password
     code = Code
     recovery_code = RecoveryCodeField
+
+    OPENAPI = {"not": {"required": ["code", "recovery_code"]}}
 
     @validates_schema
     def at_most_one_factor(self, data, **kwargs):
