@@ -166,6 +166,16 @@ class TestSlots:
         assert [start[11:16] for start, _ in slots(client, doctor, day, day + timedelta(days=1))] == [
             "09:00", "09:30", "10:00"]
 
+    def test_slots_are_paged_earliest_first(self, client, gen_doctor):
+        _, doctor = gen_doctor(hours=[(day, "09:00", "12:00") for day in range(7)])
+        day = next_slot(days=3, hour=0)
+        window = f"from={iso(day)}&to={iso(day + timedelta(days=1))}"
+        first, second = (client.get(f"/api/v1/doctors/{doctor.id}/slots?{window}&per_page=4&page={n}").get_json()
+                         for n in (1, 2))
+        assert (first["total"], first["page"], first["per_page"], second["page"]) == (6, 1, 4, 2)
+        assert [item["start"][11:16] for item in first["items"] + second["items"]] == [
+            "09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
+
     def test_taken_slots_and_time_off_are_not_free(self, client, gen_doctor, gen_user, gen_patient,
                                                    gen_appointment, auth):
         doctor_user, doctor = gen_doctor(hours=[(day, "09:00", "11:00") for day in range(7)])

@@ -5,8 +5,8 @@ from blueprints.doctors.schemas import (
     DoctorListQuery,
     DoctorOut,
     DoctorProfileIn,
+    SlotOut,
     SlotQuery,
-    SlotsOut,
     TimeOffIn,
     TimeOffOut,
 )
@@ -97,11 +97,14 @@ def get_doctor(doctor_id):
 
 @blp.route("/<uuid:doctor_id>/slots", methods=["GET"])
 @blp.arguments(SlotQuery, location="query")
-@blp.response(200, SlotsOut)
+@blp.response(200, page_of(SlotOut))
 @blp.errors(404)
 def free_slots(query, doctor_id):
     """Free slots between `from` and `to` (at most 31 days), computed from the doctor's hours."""
     optional_identity()
     start = query.get("start") or utcnow()
     end = query.get("end") or start + timedelta(days=7)
-    return {"items": doctors.slots(current_actor(), doctor_id, start=start, end=end)}
+    free = doctors.slots(current_actor(), doctor_id, start=start, end=end)  # computed, earliest first: paged here
+    offset = (query["page"] - 1) * query["per_page"]
+    return {"items": free[offset:offset + query["per_page"]], "page": query["page"], "per_page": query["per_page"],
+            "total": len(free)}
