@@ -12,7 +12,7 @@ from blueprints.doctors.schemas import (
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.database import paginate, utcnow
-from pawmanity.core.schemas import page_of
+from pawmanity.core.schemas import PageQuery, page_of
 from pawmanity.identity.security import current_actor, optional_identity
 from pawmanity.scheduling import doctors
 
@@ -61,11 +61,12 @@ def put_availability(data):
 
 @blp.route("/me/time-off", methods=["GET"])
 @blp.auth_required("doctor")
-@blp.response(200, TimeOffOut(many=True))
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(TimeOffOut))
 @blp.errors(404)
-def list_time_off():
-    """Your current and future time off."""
-    return doctors.list_time_off(current_actor())
+def list_time_off(query):
+    """Your current and future time off, earliest first."""
+    return doctors.list_time_off(current_actor(), **query)
 
 
 @blp.route("/me/time-off", methods=["POST"])
