@@ -232,7 +232,7 @@ def next_midnight():
 
 
 def slots_path(doctor_id, start):
-    query = urllib.parse.urlencode({"from": start.isoformat(), "to": (start + WINDOW).isoformat()})
+    query = urllib.parse.urlencode({"from": start.isoformat(), "to": (start + WINDOW).isoformat(), "per_page": 100})
     return f"/doctors/{doctor_id}/slots?{query}"
 
 

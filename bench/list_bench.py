@@ -91,7 +91,8 @@ def set_up(base_url):
     pets = [call(base_url, "POST", "/patients", token, {"name": f"Rex {n}", "species": "dog", "sex": "male"},
                       expected=201)["id"] for n in range(ITEMS - 1)]
     day = next_midnight() + timedelta(days=1)
-    window = urllib.parse.urlencode({"from": day.isoformat(), "to": (day + timedelta(hours=12)).isoformat()})
+    window = urllib.parse.urlencode({"from": day.isoformat(), "to": (day + timedelta(hours=12)).isoformat(),
+                                     "per_page": ITEMS})
     slots = call(base_url, "GET", f"/doctors/{doctor_id}/slots?{window}", token)["items"]
     for pet, slot in zip(pets + pets, slots[:ITEMS]):
         call(base_url, "POST", "/appointments", token, {"doctor_id": doctor_id, "patient_id": pet,

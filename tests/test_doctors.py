@@ -166,6 +166,16 @@ class TestSlots:
         assert [start[11:16] for start, _ in slots(client, doctor, day, day + timedelta(days=1))] == [
             "09:00", "09:30", "10:00"]
 
+    def test_slots_are_paged_earliest_first(self, client, gen_doctor):
+        _, doctor = gen_doctor(hours=[(day, "09:00", "12:00") for day in range(7)])
+        day = next_slot(days=3, hour=0)
+        window = f"from={iso(day)}&to={iso(day + timedelta(days=1))}"
+        first, second = (client.get(f"/api/v1/doctors/{doctor.id}/slots?{window}&per_page=4&page={n}").get_json()
+                         for n in (1, 2))
+        assert (first["total"], first["page"], first["per_page"], second["page"]) == (6, 1, 4, 2)
+        assert [item["start"][11:16] for item in first["items"] + second["items"]] == [
+            "09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
+
     def test_taken_slots_and_time_off_are_not_free(self, client, gen_doctor, gen_user, gen_patient,
                                                    gen_appointment, auth):
         doctor_user, doctor = gen_doctor(hours=[(day, "09:00", "11:00") for day in range(7)])
@@ -176,6 +186,18 @@ class TestSlots:
             "start": iso(day.replace(hour=10)), "end": iso(day.replace(hour=10, minute=45)), "reason": "Training"})
         assert off.status_code == 201
         assert [start[11:16] for start, _ in slots(client, doctor, day, day + timedelta(days=1))] == ["09:30"]
+
+    def test_time_off_is_listed_in_pages_earliest_first(self, client, gen_doctor, auth):
+        doctor_user, _ = gen_doctor()
+        day = next_slot(days=3, hour=0)
+        for offset in (2, 0, 1):
+            assert client.post("/api/v1/doctors/me/time-off", headers=auth(doctor_user), json={
+                "start": iso(day + timedelta(days=offset)), "end": iso(day + timedelta(days=offset, hours=1)),
+                "reason": f"day {offset}"}).status_code == 201
+        pages = [client.get(f"/api/v1/doctors/me/time-off?per_page=2&page={n}", headers=auth(doctor_user)).get_json()
+                 for n in (1, 2)]
+        assert [entry["reason"] for page in pages for entry in page["items"]] == ["day 0", "day 1", "day 2"]
+        assert [(page["page"], page["per_page"], page["total"]) for page in pages] == [(1, 2, 3), (2, 2, 3)]
 
     def test_time_off_over_booked_appointments_is_refused(self, client, gen_doctor, gen_user, gen_patient,
                                                           gen_appointment, auth):

@@ -124,7 +124,7 @@ def test_readers_see_the_plaintext_everywhere(client, world):
     pharmacy = client.get(f"{API}/pharmacies/{world['pharmacy']}", headers=owner).get_json()
     assert (pharmacy["phone"], pharmacy["email"]) == (PHONE, "counter@pharmacie-parc.example")
     guardians = client.get(f"{API}/patients/{world['pet']}/guardians", headers=owner).get_json()
-    assert [guardian["email"] for guardian in guardians] == ["owner.person@example.com"]
+    assert [guardian["email"] for guardian in guardians["items"]] == ["owner.person@example.com"]
     fhir = client.get(f"/fhir/Patient/{world['pet']}", headers=owner).get_json()
     assert fhir["identifier"] == [{"system": "urn:pawmanity:microchip", "value": CHIP}]
     # An idempotent replay answers from the stored (encrypted) answer, identical to the first.

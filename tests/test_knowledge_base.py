@@ -70,17 +70,30 @@ def test_a_contradictory_file_is_refused(breakage, message):
 
 
 def test_symptoms_are_listed_per_species_with_names(client, auth, gen_user):
-    body = client.get("/api/v1/ai/symptoms?species=dog", headers=auth(gen_user())).get_json()
+    body = client.get("/api/v1/ai/symptoms?species=dog&per_page=100", headers=auth(gen_user())).get_json()
+    assert body["total"] == len(body["items"]) == len(knowledge_base().symptoms_for("dog"))
     codes = {item["code"]: item["name"] for item in body["items"]}
     assert codes["unproductive_retching"] == "Retching without bringing anything up"
     assert "chest_pain" not in codes and body["knowledge_base_version"] == knowledge_base().version
 
 
 def test_conditions_are_listed_with_urgency_and_sources(client, auth, gen_user):
-    body = client.get("/api/v1/ai/conditions?species=cat", headers=auth(gen_user())).get_json()
+    body = client.get("/api/v1/ai/conditions?species=cat&per_page=100", headers=auth(gen_user())).get_json()
     blocked = next(item for item in body["items"] if item["code"] == "urethral_obstruction")
     assert blocked["urgency"] == 5 and blocked["urgency_label"] == "emergency now"
     assert blocked["specialist"] == "emergency_medicine" and blocked["sources"]
+
+
+@pytest.mark.parametrize("catalogue", ["symptoms", "conditions"])
+def test_catalogues_are_paged_in_code_order(client, auth, gen_user, catalogue):
+    headers = auth(gen_user())
+    pages = [client.get(f"/api/v1/ai/{catalogue}?species=dog&per_page=7&page={n}", headers=headers).get_json()
+             for n in (1, 2)]
+    everything = client.get(f"/api/v1/ai/{catalogue}?species=dog&per_page=100", headers=headers).get_json()
+    assert [len(page["items"]) for page in pages] == [7, 7] and pages[1]["page"] == 2 and pages[1]["per_page"] == 7
+    assert pages[0]["total"] == everything["total"] > 14
+    assert [item["code"] for page in pages for item in page["items"]] == [
+        item["code"] for item in everything["items"]][:14] == sorted(item["code"] for item in everything["items"])[:14]
 
 
 @pytest.mark.parametrize("query, status", [("", 422), ("?species=dragon", 422), ("?species=rabbit", 422)])

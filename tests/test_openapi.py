@@ -231,9 +231,7 @@ def test_every_documented_code_is_one_the_server_uses(client):
 
 # Lists not yet in the envelope (issue 12, item 3): bare arrays, and `items` without paging (a slot window, the
 # symptom checker's catalogues). Strict xfail: a list that moves fails here until it leaves this set.
-PENDING_LISTS = {"patients_list_guardians", "doctors_list_time_off", "pharmacies_my_pharmacies",
-                 "pharmacies_list_staff", "pharmacies_list_stock", "vitals_list_devices", "vitals_list_rules",
-                 "doctors_free_slots", "ai_list_symptoms", "ai_list_conditions"}
+PENDING_LISTS = set()
 
 
 def list_operations():

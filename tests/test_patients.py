@@ -187,7 +187,10 @@ class TestGuardianInvitations:
         assert accepted.status_code == 200 and accepted.get_json()["id"] == str(pet.id)
         assert client.get(f"{PATIENTS}/{pet.id}", headers=auth(gran)).status_code == 200
         guardians = client.get(f"{PATIENTS}/{pet.id}/guardians", headers=auth(owner)).get_json()
-        assert {g["relation"] for g in guardians} == {"owner", "family"}
+        assert [g["relation"] for g in guardians["items"]] == ["owner", "family"] and guardians["total"] == 2
+        second = client.get(f"{PATIENTS}/{pet.id}/guardians?per_page=1&page=2", headers=auth(owner)).get_json()
+        assert (second["items"], second["page"], second["per_page"], second["total"]) == (
+            guardians["items"][1:], 2, 1, 2)
 
     def test_an_invitation_works_once(self, app, client, gen_user, gen_patient, auth):
         owner, gran = gen_user(), gen_user(email="gran@example.com")

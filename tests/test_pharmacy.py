@@ -126,6 +126,30 @@ class TestLedger:
             "expires_on": "2100-01-01", "idempotency_key": "key-stranger"}), 404)
         assert client.get(f"{url}/stock", headers=world["as_pharmacist"]).status_code == 200
 
+    def test_my_pharmacies_staff_and_stock_are_listed_in_pages(self, client, auth, world, gen_user):
+        for name in ("Bravo", "Alpha"):
+            world["new_pharmacy"](name, PARIS, staff=[world["pharmacist"]])
+        mine = [client.get(f"{API}/pharmacies/mine?per_page=2&page={n}", headers=world["as_pharmacist"]).get_json()
+                for n in (1, 2)]
+        assert [pharmacy["name"] for page in mine for pharmacy in page["items"]] == ["Alpha", "Bravo", "Centrale"]
+        assert [(page["page"], page["per_page"], page["total"]) for page in mine] == [(1, 2, 3), (2, 2, 3)]
+        url = f"{API}/pharmacies/{world['pharmacy_id']}"
+        for user in (gen_user("patient"), gen_user("patient")):
+            assert client.post(f"{url}/staff", headers=world["as_admin"],
+                               json={"user_id": str(user.id)}).status_code == 201
+        staff = client.get(f"{url}/staff?per_page=2", headers=world["as_pharmacist"]).get_json()
+        everyone = client.get(f"{url}/staff", headers=world["as_pharmacist"]).get_json()
+        assert staff["total"] == everyone["total"] == 3 and staff["items"] == everyone["items"][:2]
+        assert [user["full_name"] for user in everyone["items"]] == sorted(u["full_name"] for u in everyone["items"])
+        other = client.post(f"{API}/medicines", headers=world["as_admin"], json={
+            "name": "Cefalexin", "strength": "500 mg", "form": "capsule", "code": "QJ01DB01", "use": "both"}).get_json()
+        assert world["receive"](5).status_code == 201 and world["receive"](3, medicine_id=other["id"]).status_code == 201
+        pages = [client.get(f"{url}/stock?per_page=1&page={n}", headers=world["as_pharmacist"]).get_json()
+                 for n in (1, 2, 3)]
+        assert [(item["medicine"]["name"], item["available"]) for page in pages for item in page["items"]] == [
+            ("Amoxicillin", 5), ("Cefalexin", 3)]
+        assert [page["total"] for page in pages] == [2, 2, 2] and pages[2]["items"] == []
+
     def test_bad_pharmacies_and_medicines(self, client, world):
         assert_problem(client.post(f"{API}/pharmacies", headers=world["as_admin"], json={
             "name": "X", "address": "Y", "latitude": 91, "longitude": 0}), 422)

@@ -125,6 +125,15 @@ class TestIngest:
 
 
 class TestDevices:
+    def test_devices_are_listed_in_pages_oldest_first(self, client, home):
+        for name in ("Collar", "Scale", "Feeder"):
+            assert client.post(f"{VITALS}/devices", headers=home["headers"],
+                               json={"patient_id": str(home["pet"].id), "name": name}).status_code == 201
+        pages = [client.get(f"{VITALS}/devices?patient_id={home['pet'].id}&per_page=2&page={n}",
+                            headers=home["headers"]).get_json() for n in (1, 2)]
+        assert [device["name"] for page in pages for device in page["items"]] == ["Collar", "Scale", "Feeder"]
+        assert [(page["page"], page["per_page"], page["total"]) for page in pages] == [(1, 2, 3), (2, 2, 3)]
+
     def test_a_device_token_ingests_for_its_patient_only_until_revoked(self, client, home, gen_patient):
         created = client.post(f"{VITALS}/devices", headers=home["headers"],
                               json={"patient_id": str(home["pet"].id), "name": "Collar"})
@@ -237,7 +246,7 @@ class TestAlerts:
                        "rule_exists")
         in_force = client.get(f"{VITALS}/alert-rules?patient_id={watched['pet'].id}",
                               headers=watched["headers"]).get_json()
-        assert [(rule["threshold"], rule["patient_id"]) for rule in in_force] == [(200, str(watched["pet"].id))]
+        assert [(rule["threshold"], rule["patient_id"]) for rule in in_force["items"]] == [(200, str(watched["pet"].id))]
         self.send(client, watched, [(0, 190), (300, 195)], start=utcnow() - timedelta(hours=1))
         assert self.alerts(client, watched) == []
         self.send(client, watched, [(400, 205)], start=utcnow() - timedelta(hours=1), prefix="z")

@@ -28,9 +28,10 @@ blp = Blueprint("ai", __name__, url_prefix=f"{API_PREFIX}/ai", description="The 
 def list_symptoms(query):
     """The symptom codes the checker knows for a species, with readable names."""
     kb = knowledge_base()
-    symptoms = kb.symptoms_for(query["species"])
+    known = sorted(kb.symptoms_for(query["species"]).items())
+    symptoms = [{"code": code, "name": entry["name"]} for code, entry in known]
     return {"species": query["species"], "knowledge_base_version": kb.version,
-            "items": [{"code": code, "name": entry["name"]} for code, entry in sorted(symptoms.items())]}
+            **_page(symptoms, query["page"], query["per_page"])}
 
 
 @blp.route("/conditions", methods=["GET"])
@@ -40,11 +41,18 @@ def list_symptoms(query):
 def list_conditions(query):
     """The conditions the checker considers for a species, with urgency, specialist and sources."""
     kb = knowledge_base()
-    conditions = kb.conditions_for(query["species"])
-    return {"species": query["species"], "knowledge_base_version": kb.version, "items": [
+    conditions = sorted(kb.conditions_for(query["species"]).values(), key=lambda c: c.code)
+    shown = _page(conditions, query["page"], query["per_page"])
+    shown["items"] = [
         {"code": c.code, "name": c.name, "urgency": c.urgency, "urgency_label": kb.urgency_levels[c.urgency],
-         "specialist": c.specialist, "sources": [kb.sources[s] for s in c.sources]}
-        for c in sorted(conditions.values(), key=lambda c: c.code)]}
+         "specialist": c.specialist, "sources": [kb.sources[s] for s in c.sources]} for c in shown["items"]]
+    return {"species": query["species"], "knowledge_base_version": kb.version, **shown}
+
+
+def _page(ordered, page, per_page):
+    """A computed list paged like a query (the same envelope as pawmanity.core.database.paginate)."""
+    start = (page - 1) * per_page
+    return {"items": ordered[start:start + per_page], "page": page, "per_page": per_page, "total": len(ordered)}
 
 
 @blp.route("/model", methods=["GET"])

@@ -4,7 +4,7 @@ from pawmanity.care.models import SPECIES
 from pawmanity.core.schemas import PageQuery, Schema
 
 
-class SpeciesQuery(Schema):
+class SpeciesQuery(PageQuery):
     species = fields.String(required=True, validate=validate.OneOf(SPECIES))
 
 
@@ -23,8 +23,12 @@ class ConditionOut(Schema):
 
 
 class CatalogueOut(Schema):
+    """A page of a knowledge-base catalogue: the list envelope plus the species and the knowledge base version."""
     species = fields.String(required=True)
     knowledge_base_version = fields.String(required=True)
+    page = fields.Integer(required=True)
+    per_page = fields.Integer(required=True)
+    total = fields.Integer(required=True)
 
 
 class SymptomListOut(CatalogueOut):

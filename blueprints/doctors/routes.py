@@ -5,14 +5,14 @@ from blueprints.doctors.schemas import (
     DoctorListQuery,
     DoctorOut,
     DoctorProfileIn,
+    SlotOut,
     SlotQuery,
-    SlotsOut,
     TimeOffIn,
     TimeOffOut,
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.database import paginate, utcnow
-from pawmanity.core.schemas import page_of
+from pawmanity.core.schemas import PageQuery, page_of
 from pawmanity.identity.security import current_actor, optional_identity
 from pawmanity.scheduling import doctors
 
@@ -61,11 +61,12 @@ def put_availability(data):
 
 @blp.route("/me/time-off", methods=["GET"])
 @blp.auth_required("doctor")
-@blp.response(200, TimeOffOut(many=True))
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(TimeOffOut))
 @blp.errors(404)
-def list_time_off():
-    """Your current and future time off."""
-    return doctors.list_time_off(current_actor())
+def list_time_off(query):
+    """Your current and future time off, earliest first."""
+    return doctors.list_time_off(current_actor(), **query)
 
 
 @blp.route("/me/time-off", methods=["POST"])
@@ -97,11 +98,14 @@ def get_doctor(doctor_id):
 
 @blp.route("/<uuid:doctor_id>/slots", methods=["GET"])
 @blp.arguments(SlotQuery, location="query")
-@blp.response(200, SlotsOut)
+@blp.response(200, page_of(SlotOut))
 @blp.errors(404)
 def free_slots(query, doctor_id):
     """Free slots between `from` and `to` (at most 31 days), computed from the doctor's hours."""
     optional_identity()
     start = query.get("start") or utcnow()
     end = query.get("end") or start + timedelta(days=7)
-    return {"items": doctors.slots(current_actor(), doctor_id, start=start, end=end)}
+    free = doctors.slots(current_actor(), doctor_id, start=start, end=end)  # computed, earliest first: paged here
+    offset = (query["page"] - 1) * query["per_page"]
+    return {"items": free[offset:offset + query["per_page"]], "page": query["page"], "per_page": query["per_page"],
+            "total": len(free)}

@@ -84,7 +84,7 @@ class TimeOffOut(Schema):
     reason = fields.String(allow_none=True)
 
 
-class SlotQuery(Schema):
+class SlotQuery(PageQuery):
     start = UTCDateTime(data_key="from", metadata={"description": "Default: now"})
     end = UTCDateTime(data_key="to", metadata={"description": "Default: 7 days after from; at most 31 days"})
 
@@ -92,8 +92,4 @@ class SlotQuery(Schema):
 class SlotOut(Schema):
     start = UTCDateTime(required=True)
     end = UTCDateTime(required=True)
-
-
-class SlotsOut(Schema):
-    items = fields.List(fields.Nested(SlotOut), required=True)
 

@@ -103,10 +103,12 @@ def add_weight(data, patient_id):
 
 @blp.route("/<uuid:patient_id>/guardians", methods=["GET"])
 @blp.auth_required()
-@blp.response(200, GuardianOut(many=True))
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(GuardianOut))
 @blp.errors(403, 404)
-def list_guardians(patient_id):
-    return patients.list_guardians(current_actor(), patient_id)
+def list_guardians(query, patient_id):
+    """The patient's guardians, longest-standing first (guardians and admins)."""
+    return patients.list_guardians(current_actor(), patient_id, **query)
 
 
 @blp.route("/<uuid:patient_id>/guardians/<uuid:user_id>", methods=["DELETE"])

@@ -21,7 +21,7 @@ from blueprints.pharmacy.schemas import (
     StockSettingIn,
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
-from pawmanity.core.schemas import page_of
+from pawmanity.core.schemas import PageQuery, page_of
 from pawmanity.identity.security import current_actor
 from pawmanity.pharmacy import pharmacies, prescriptions
 
@@ -63,10 +63,11 @@ def create_pharmacy(data):
 
 @blp.route("/mine", methods=["GET"])
 @blp.auth_required()
-@blp.response(200, PharmacyOut(many=True))
-def my_pharmacies():
-    """The pharmacies you work at."""
-    return pharmacies.my_pharmacies(current_actor())
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(PharmacyOut))
+def my_pharmacies(query):
+    """The pharmacies you work at, by name."""
+    return pharmacies.my_pharmacies(current_actor(), **query)
 
 
 @blp.route("/<uuid:pharmacy_id>", methods=["GET"])
@@ -89,10 +90,12 @@ def update_pharmacy(changes, pharmacy_id):
 
 @blp.route("/<uuid:pharmacy_id>/staff", methods=["GET"])
 @blp.auth_required()
-@blp.response(200, StaffOut(many=True))
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(StaffOut))
 @blp.errors(404)
-def list_staff(pharmacy_id):
-    return pharmacies.list_staff(current_actor(), pharmacy_id)
+def list_staff(query, pharmacy_id):
+    """The pharmacy's staff, by name (staff)."""
+    return pharmacies.list_staff(current_actor(), pharmacy_id, **query)
 
 
 @blp.route("/<uuid:pharmacy_id>/staff", methods=["POST"])
@@ -107,11 +110,12 @@ def add_staff(data, pharmacy_id):
 
 @blp.route("/<uuid:pharmacy_id>/stock", methods=["GET"])
 @blp.auth_required()
-@blp.response(200, StockItemOut(many=True))
+@blp.arguments(PageQuery, location="query")
+@blp.response(200, page_of(StockItemOut))
 @blp.errors(404)
-def list_stock(pharmacy_id):
-    """Stock per medicine with its lots (staff)."""
-    return pharmacies.list_stock(current_actor(), pharmacy_id)
+def list_stock(query, pharmacy_id):
+    """Stock per medicine with its lots, by medicine name and strength (staff)."""
+    return pharmacies.list_stock(current_actor(), pharmacy_id, **query)
 
 
 @blp.route("/<uuid:pharmacy_id>/stock/<uuid:medicine_id>", methods=["PUT"])

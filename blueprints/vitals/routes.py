@@ -105,10 +105,11 @@ def register_device(data):
 @blp.route("/devices", methods=["GET"])
 @blp.auth_required()
 @blp.arguments(DeviceQuery, location="query")
-@blp.response(200, DeviceOut(many=True))
+@blp.response(200, page_of(DeviceOut))
 @blp.errors(404)
 def list_devices(query):
-    return devices.list_devices(current_actor(), query["patient_id"])
+    """A patient's devices, oldest first."""
+    return devices.list_devices(current_actor(), query.pop("patient_id"), **query)
 
 
 @blp.route("/devices/<uuid:device_id>", methods=["DELETE"])
@@ -133,7 +134,7 @@ def create_rule(data):
 @blp.route("/alert-rules", methods=["GET"])
 @blp.auth_required()
 @blp.arguments(AlertRuleQuery, location="query")
-@blp.response(200, AlertRuleOut(many=True))
+@blp.response(200, page_of(AlertRuleOut))
 @blp.errors(404)
 def list_rules(query):
     """Species rules, or with patient_id the rules in force for that patient."""

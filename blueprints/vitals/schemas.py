@@ -138,7 +138,7 @@ class DeviceCreatedOut(DeviceOut):
     token = fields.String(required=True, metadata={"description": "Shown once; send it as X-Device-Token"})
 
 
-class DeviceQuery(Schema):
+class DeviceQuery(PageQuery):
     patient_id = fields.UUID(required=True)
 
 
@@ -170,7 +170,7 @@ class AlertRuleOut(Schema):
     min_duration_seconds = fields.Integer(required=True)
 
 
-class AlertRuleQuery(Schema):
+class AlertRuleQuery(PageQuery):
     patient_id = fields.UUID()
     species = fields.String(validate=validate.OneOf(SPECIES))
 

@@ -147,16 +147,20 @@ def _record_weight(patient, weight_kg, measured_at, actor):
 
 # Guardianship ---------------------------------------------------------------------------------------------------
 
-def list_guardians(actor, patient_id):
+def list_guardians(actor, patient_id, *, page=1, per_page=20):
+    """A page of the patient's guardians, longest-standing first."""
     patient, _ = access.visible_patient(actor, patient_id, allow=(GUARDIAN, ADMIN))
-    rows = db.session.execute(
-        select(Guardianship, User).join(User, User.id == Guardianship.user_id)
-        .where(Guardianship.patient_id == patient.id).order_by(Guardianship.created_at)
-    ).all()
+    shown = paginate(select(Guardianship).where(Guardianship.patient_id == patient.id)
+                     .order_by(Guardianship.created_at, Guardianship.user_id), page=page, per_page=per_page)
+    links = shown["items"]
+    users = {user.id: user for user in db.session.scalars(  # the page's accounts in one query
+        select(User).where(User.id.in_([link.user_id for link in links])))} if links else {}
     trail.record("patient.guardians.read", actor, object_type="patient", object_id=patient.id)
     db.session.commit()
-    return [{"user_id": user.id, "full_name": user.full_name, "email": user.email, "relation": link.relation,
-             "is_primary": link.is_primary, "since": link.created_at} for link, user in rows]
+    shown["items"] = [{"user_id": link.user_id, "full_name": users[link.user_id].full_name,
+                       "email": users[link.user_id].email, "relation": link.relation, "is_primary": link.is_primary,
+                       "since": link.created_at} for link in links]
+    return shown
 
 
 def invite_guardian(actor, patient_id, *, email, relation):

@@ -79,15 +79,17 @@ def add_staff(actor, pharmacy_id, user_id):
     return user
 
 
-def list_staff(actor, pharmacy_id):
+def list_staff(actor, pharmacy_id, *, page=1, per_page=20):
     staffed_pharmacy(actor, pharmacy_id)
-    return db.session.scalars(select(User).join(PharmacyStaff, PharmacyStaff.user_id == User.id)
-                              .where(PharmacyStaff.pharmacy_id == pharmacy_id).order_by(User.full_name)).all()
+    return paginate(select(User).join(PharmacyStaff, PharmacyStaff.user_id == User.id)
+                    .where(PharmacyStaff.pharmacy_id == pharmacy_id).order_by(User.full_name, User.id),
+                    page=page, per_page=per_page)
 
 
-def my_pharmacies(actor):
-    return db.session.scalars(select(Pharmacy).join(PharmacyStaff, PharmacyStaff.pharmacy_id == Pharmacy.id)
-                              .where(PharmacyStaff.user_id == actor.user_id).order_by(Pharmacy.name)).all()
+def my_pharmacies(actor, *, page=1, per_page=20):
+    return paginate(select(Pharmacy).join(PharmacyStaff, PharmacyStaff.pharmacy_id == Pharmacy.id)
+                    .where(PharmacyStaff.user_id == actor.user_id).order_by(Pharmacy.name, Pharmacy.id),
+                    page=page, per_page=per_page)
 
 
 def create_medicine(actor, data):
@@ -221,23 +223,34 @@ def _search_bounding_box(medicine_id, near, radius_km, page, per_page):
     return {"items": found[start:start + per_page], "page": page, "per_page": per_page, "total": len(found)}
 
 
-def list_stock(actor, pharmacy_id):
-    """Every stock item of the pharmacy with its lots (staff)."""
+def list_stock(actor, pharmacy_id, *, page=1, per_page=20):
+    """A page of the pharmacy's stock items with their lots (staff)."""
     staffed_pharmacy(actor, pharmacy_id)
+    shown = paginate(select(StockItem).where(StockItem.pharmacy_id == pharmacy_id)
+                     .join(Medicine, Medicine.id == StockItem.medicine_id)
+                     .options(contains_eager(StockItem.medicine))  # in the one query, not one per item
+                     .order_by(Medicine.name, Medicine.strength, StockItem.id), page=page, per_page=per_page)
+    shown["items"] = _stock_rows(shown["items"])
+    return shown
+
+
+def _stock_rows(items):
+    """Stock items as shown: their available count (expired lots taken off) and lots, two queries for any number."""
     today = stock_today()
-    rows = db.session.execute(select(StockItem, available_expression()).where(StockItem.pharmacy_id == pharmacy_id)
-                              .join(Medicine, Medicine.id == StockItem.medicine_id)
-                              .options(contains_eager(StockItem.medicine))  # in the one query, not one per item
-                              .order_by(Medicine.name, Medicine.strength)).all()
+    ids = [item.id for item in items]
+    if not ids:
+        return []
+    available = dict(db.session.execute(select(StockItem.id, available_expression()).where(StockItem.id.in_(ids)))
+                     .all())
     lots = {}
-    for lot in db.session.scalars(select(StockLot).where(StockLot.stock_item_id.in_([item.id for item, _ in rows]))
+    for lot in db.session.scalars(select(StockLot).where(StockLot.stock_item_id.in_(ids))
                                   .order_by(StockLot.expires_on, StockLot.lot_number)):
         lots.setdefault(lot.stock_item_id, []).append({"id": str(lot.id), "lot_number": lot.lot_number,
                                                        "expires_on": lot.expires_on, "remaining": lot.remaining,
                                                        "expired": lot.expires_on < today})
     return [{"id": str(item.id), "medicine": item.medicine, "on_hand": item.on_hand, "reserved": item.reserved,
-             "available": max(0, available_now), "reorder_point": item.reorder_point, "lots": lots.get(item.id, [])}
-            for item, available_now in rows]
+             "available": max(0, available[item.id]), "reorder_point": item.reorder_point,
+             "lots": lots.get(item.id, [])} for item in items]
 
 
 def configure_stock(actor, pharmacy_id, medicine_id, reorder_point):
@@ -247,7 +260,7 @@ def configure_stock(actor, pharmacy_id, medicine_id, reorder_point):
     trail.record("stock.configure", actor, object_type="stock_item", object_id=item.id,
                  detail={"reorder_point": reorder_point})
     db.session.commit()
-    return next(row for row in list_stock(actor, pharmacy_id) if row["id"] == str(item.id))
+    return _stock_rows([item])[0]  # the item alone, wherever it falls in the pages of list_stock
 
 
 def add_movement(actor, pharmacy_id, data):

@@ -6,7 +6,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import contains_eager
 
 from pawmanity.audit import trail
-from pawmanity.core.database import utcnow
+from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.identity.accounts import check_timezone
@@ -102,10 +102,10 @@ def add_time_off(actor, *, start, end, reason=None):
     return entry
 
 
-def list_time_off(actor):
+def list_time_off(actor, *, page=1, per_page=20):
     profile = own_profile(actor)
-    return db.session.scalars(select(TimeOff).where(TimeOff.doctor_id == profile.id, TimeOff.end_at > utcnow())
-                              .order_by(TimeOff.start_at)).all()
+    return paginate(select(TimeOff).where(TimeOff.doctor_id == profile.id, TimeOff.end_at > utcnow())
+                    .order_by(TimeOff.start_at, TimeOff.id), page=page, per_page=per_page)
 
 
 def delete_time_off(actor, time_off_id):

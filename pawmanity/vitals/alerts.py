@@ -89,15 +89,19 @@ def _rule_for_change(actor, rule_id):
     return rule
 
 
-def list_rules(actor, *, patient_id=None, species=None):
-    """Species rules, or the rules in force for a patient (its overrides replacing its species' rules)."""
+def list_rules(actor, *, patient_id=None, species=None, page=1, per_page=20):
+    """A page of species rules, or of the rules in force for a patient (its overrides replacing its species' rules)."""
     if patient_id is not None:
         patient, _ = access.visible_patient(actor, patient_id)
-        return effective_rules(patient)
+        in_force = effective_rules(patient)  # computed (overrides win): paged in memory, like list_diagnoses
+        start = (page - 1) * per_page
+        return {"items": in_force[start:start + per_page], "page": page, "per_page": per_page,
+                "total": len(in_force)}
     query = select(AlertRule).where(AlertRule.patient_id.is_(None))
     if species:
         query = query.where(AlertRule.species == species)
-    return db.session.scalars(query.order_by(AlertRule.species, AlertRule.measurement, AlertRule.direction)).all()
+    return paginate(query.order_by(AlertRule.species, AlertRule.measurement, AlertRule.direction, AlertRule.id),
+                    page=page, per_page=per_page)
 
 
 def effective_rules(patient, measurements=None):

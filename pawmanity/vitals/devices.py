@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from pawmanity.audit import trail
 from pawmanity.care import access
-from pawmanity.core.database import utcnow
+from pawmanity.core.database import paginate, utcnow
 from pawmanity.core.errors import Conflict, NotFound, Unauthorized
 from pawmanity.core.extensions import db
 from pawmanity.vitals.models import Device
@@ -33,10 +33,10 @@ def register(actor, patient_id, name):
     return device, token
 
 
-def list_devices(actor, patient_id):
+def list_devices(actor, patient_id, *, page=1, per_page=20):
     patient, _ = access.visible_patient(actor, patient_id)
-    devices = db.session.scalars(select(Device).where(Device.patient_id == patient.id)
-                                 .order_by(Device.created_at)).all()
+    devices = paginate(select(Device).where(Device.patient_id == patient.id).order_by(Device.created_at, Device.id),
+                       page=page, per_page=per_page)
     trail.record("device.list", actor, object_type="patient", object_id=patient.id)
     db.session.commit()
     return devices
