@@ -356,4 +356,5 @@ def test_the_chat_page_offers_push_through_its_own_script_and_service_worker(cli
     assert "/notifications/push/subscriptions" in script.get_data(as_text=True)
     worker = client.get("/push/sw.js")
     assert worker.mimetype == "text/javascript" and 'addEventListener("push"' in worker.get_data(as_text=True)
-    assert "pawmanity:signed-in" in client.get("/chat/assets/chat.js").get_data(as_text=True)
+    # The chat page's shared session script announces every new token (sign-in and refresh) to push.js.
+    assert "pawmanity:signed-in" in client.get("/chat/assets/session.js").get_data(as_text=True)

@@ -15,6 +15,7 @@ from blueprints.auth.schemas import (
     TokenPairOut,
     TotpEnrolmentOut,
     UserOut,
+    one_second_factor,
 )
 from pawmanity.core.api import API_PREFIX, Blueprint
 from pawmanity.core.ratelimits import rate_limited
@@ -91,6 +92,7 @@ def login_mfa(data):
 def reauthenticate(data):
     """Confirm it is you (password, and a code when MFA is on) before an action that needs a recent sign-in
     (turning MFA off, new recovery codes, a new password): a new token pair with a fresh `auth_time`."""
+    one_second_factor(data, required=False)
     return accounts.reauthenticate(get_current_user(), get_jwt(), actor=current_actor(), **data)
 
 

@@ -255,7 +255,9 @@ def operation_refusals(view, arguments, *, has_path_parameters):
         found[(404, "not_found")] = "No such resource."
     for refusal, detail in refusals_of(view).items():
         found.setdefault(refusal, detail)
-    return found
+    # A view can be exempt from a check its decorators would make (identity's mfa_exempt names the code it skips).
+    exempt = getattr(view, "exempt_refusals", ())
+    return {refusal: detail for refusal, detail in found.items() if refusal[1] not in exempt}
 
 
 def error_responses(found, declared):

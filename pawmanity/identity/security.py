@@ -73,6 +73,7 @@ def register_jwt_callbacks():
 def mfa_exempt(view):
     """Mark a view that an account which must use MFA may call before enrolling (enrolment itself, sign-out...)."""
     view.mfa_exempt = True
+    view.exempt_refusals = {"mfa_enrolment_required"}  # not documented on it (pawmanity.core.api)
     return view
 
 
