@@ -107,7 +107,6 @@ class LoopMonitor:
                              buckets=LAG_BUCKETS, registry=registry)
         self.stalls = Counter("pawmanity_event_loop_stalls_total",
                               "Greenlet turns on the event loop longer than LOOP_STALL_THRESHOLD_MS", registry=registry)
-        self.longest_turn = 0.0  # the longest single turn seen, in seconds (tests and the bench read it)
         self.started = False
         self._activity = weakref.WeakKeyDictionary()  # greenlet -> what it is serving
         self._stalls = deque(maxlen=100)  # reported by the tracer, logged by the monitor greenlet
@@ -162,7 +161,6 @@ class LoopMonitor:
             self.lag.observe(late)
             while self._stalls:
                 turn, cpu, activity = self._stalls.popleft()
-                self.longest_turn = max(self.longest_turn, turn)
                 self.stalls.inc()
                 # cpu_ms well below held_ms: the loop's thread was waiting for a core, not running this code.
                 loop_log.warning(json.dumps({"event": "loop_stall", "held_ms": round(turn * 1000, 1),
