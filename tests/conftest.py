@@ -51,6 +51,9 @@ def database(tmp_path_factory):
         admin_dsn = server.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+            # A crash of the test server may lose the last commits of a throwaway database; not waiting for each
+            # commit's WAL flush saves a disk sync per commit, thousands in a run.
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
         url = server.set(database=name).render_as_string(hide_password=False)
         migrate_to_head(url)
         yield {"dialect": "postgresql", "url": url, "admin_dsn": admin_dsn, "name": name}
@@ -133,13 +136,18 @@ class SessionExpiringClient(FlaskClient):
 
 
 def empty_tables(url):
-    names = ", ".join(f'"{table.name}"' for table in db.metadata.sorted_tables)
+    """Delete every row and restart the sequences. DELETE, not TRUNCATE: TRUNCATE gives each of the 60 tables and
+    their indexes new files, about 0.5 s a test; deleting the few rows a test wrote takes about 20 ms."""
     with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False),
                          autocommit=True) as conn:
-        # The audit table refuses TRUNCATE; the test database's superuser switches triggers off for this one reset.
+        # The audit table refuses DELETE; the test database's superuser switches triggers (and so the foreign keys'
+        # checks, which makes the order free) off for this one reset.
         with conn.transaction():
             conn.execute("SET LOCAL session_replication_role = replica")
-            conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            for table in db.metadata.sorted_tables:
+                conn.execute(f'DELETE FROM "{table.name}"')
+            conn.execute("SELECT setval(oid::regclass, 1, false) FROM pg_class "
+                         "WHERE relkind = 'S' AND relnamespace = 'public'::regnamespace")
 
 
 @pytest.fixture
