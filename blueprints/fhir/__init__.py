@@ -19,7 +19,7 @@ def register(app):
     from blueprints.fhir.routes import blp
 
     app.register_blueprint(blp)
-    api.spec.tag(FHIR_TAG)
+    api.describe(lambda spec: spec.tag(FHIR_TAG))
 
 
 plugin = Plugin(name="fhir", register=register, requires=("auth",))

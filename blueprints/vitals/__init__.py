@@ -8,10 +8,8 @@ def register(app):
     from blueprints.vitals.routes import blp
 
     api.register_blueprint(blp)
-    schemes = api.spec.components.security_schemes
-    if "deviceToken" not in schemes:
-        api.spec.components.security_scheme("deviceToken", {"type": "apiKey", "in": "header",
-                                                             "name": "X-Device-Token"})
+    api.describe(lambda spec: spec.components.security_scheme(
+        "deviceToken", {"type": "apiKey", "in": "header", "name": "X-Device-Token"}))
 
 
 plugin = Plugin(name="vitals", register=register, requires=("auth", "patients"))

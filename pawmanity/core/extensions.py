@@ -73,6 +73,7 @@ class PawmanityApi(flask_smorest.Api):
     """flask-smorest's Api: error responses documented as application/problem+json, Swagger UI served locally."""
 
     ERROR_SCHEMA = ProblemSchema
+    _undescribed = ()
 
     def init_app(self, app, *, spec_kwargs=None):
         spec_kwargs = {
@@ -87,8 +88,36 @@ class PawmanityApi(flask_smorest.Api):
                                     "Socket.IO: see the [AsyncAPI document](/api/v1/asyncapi.json)."},
             **(spec_kwargs or {}),
         }
+        self._undescribed = []  # what the previous app left undescribed is its own, and gone with it
         super().init_app(app, spec_kwargs=spec_kwargs)
         app.add_url_rule("/api/docs/assets/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
+
+    # A blueprint's routes are served at once; its description in the OpenAPI document waits until the document is
+    # first read. apispec resolving every schema (and the error-code reader walking every view) is two thirds of
+    # create_app(), and most apps (a worker's, a CLI command's, nearly every test's) never read the document.
+
+    def register_blueprint(self, blp, *, parameters=None, **options):
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        app = self._app
+        self.describe(lambda spec: (
+            blp.register_views_in_doc(self, app, spec, name=name, parameters=parameters),
+            spec.tag({"name": name, "description": blp.description})))
+
+    def describe(self, addition):
+        """Add to the OpenAPI document when it is first read, in order with the blueprints' descriptions."""
+        self._undescribed.append(addition)
+
+    @property
+    def spec(self):
+        while self._undescribed:
+            self._undescribed.pop(0)(self._spec)
+        return self._spec
+
+    @spec.setter
+    def spec(self, value):
+        self._spec = value
 
     def _register_error_handlers(self):
         """pawmanity.core.errors registers the handlers; smorest's own would answer in a different shape."""
