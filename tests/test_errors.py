@@ -24,6 +24,18 @@ def test_malformed_json(client):
     assert_problem(response, 400, "malformed_json")
 
 
+def test_no_body_where_one_is_required_gets_422_before_anything_else(client, gen_user, auth, gen_patient):
+    """A body whose fields are all optional is still a body: with none, a PATCH is refused as invalid, not judged by
+    its If-Match (412) or applied as an empty change (schemathesis's missing-body case found both)."""
+    owner = gen_user()
+    headers = auth(owner)
+    body = assert_problem(client.put("/api/v1/notifications/preferences", headers=headers), 422, "validation_failed")
+    assert body["errors"] == {"_schema": ["This operation takes a JSON body; none came."]}
+    pet = gen_patient(owner)
+    assert_problem(client.patch(f"/api/v1/patients/{pet.id}", headers={**headers, "If-Match": "0"}), 422,
+                   "validation_failed")
+
+
 def test_body_that_is_not_json_gets_415(client):
     response = client.post("/api/v1/auth/login", data="email=a@example.com&password=x",
                            content_type="application/x-www-form-urlencoded")

@@ -101,6 +101,15 @@ def test_species_the_checker_does_not_cover(client, auth, gen_user, query, statu
     assert_problem(client.get(f"/api/v1/ai/symptoms{query}", headers=auth(gen_user())), status)
 
 
+def test_the_document_offers_only_the_species_the_checker_covers(client):
+    # A client generated from the document must not offer a rabbit to a checker that refuses one.
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    for catalogue in ("symptoms", "conditions"):
+        species, = (parameter for parameter in paths[f"/api/v1/ai/{catalogue}"]["get"]["parameters"]
+                    if parameter["name"] == "species")
+        assert species["schema"]["enum"] == list(knowledge_base().species)
+
+
 @pytest.fixture
 def model_app(make_app, tmp_path):
     # Small and fast; the shipped artefact is trained on the full 10,000 cases per species.

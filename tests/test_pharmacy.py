@@ -376,6 +376,13 @@ class TestSearch:
     def test_bad_searches(self, client, auth, world, query, status):
         assert_problem(client.get(f"{API}/pharmacies?{query}", headers=auth(world["owner"])), status)
 
+    def test_a_radius_without_a_centre_is_a_documented_domain_refusal(self, client, auth, world):
+        # OpenAPI cannot tie one query parameter to another, so the rule has its own code, which the document lists.
+        assert_problem(client.get(f"{API}/pharmacies?radius_km=5", headers=auth(world["owner"])), 422,
+                       "radius_needs_near")
+        responses = client.get("/api/v1/openapi.json").get_json()["paths"]["/api/v1/pharmacies"]["get"]["responses"]
+        assert "radius_needs_near" in responses["422"]["content"]["application/problem+json"]["examples"]
+
     def test_across_the_antimeridian(self, client, auth, world):
         fiji = world["new_pharmacy"]("Suva", (-18.1, 179.99))
         samoa_side = world["new_pharmacy"]("East", (-18.1, -179.99))

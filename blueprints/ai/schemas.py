@@ -1,11 +1,12 @@
 from marshmallow import fields, validate
 
-from pawmanity.care.models import SPECIES
 from pawmanity.core.schemas import PageQuery, Schema
+from pawmanity.triage.classifier import SPECIES as COVERED_SPECIES
 
 
 class SpeciesQuery(PageQuery):
-    species = fields.String(required=True, validate=validate.OneOf(SPECIES))
+    # The species the symptom checker covers, not every species a record may have: the document says what is served.
+    species = fields.String(required=True, validate=validate.OneOf(COVERED_SPECIES))
 
 
 class SymptomOut(Schema):

@@ -45,7 +45,7 @@ def search_pharmacies(query):
     """Pharmacies with `medicine` available now; with `near=lat,lon`, nearest first within `radius_km` (25)."""
     near = query.pop("near", None)
     result = pharmacies.search(medicine_id=query.get("medicine"), near=near,
-                               radius_km=query.get("radius_km", 25.0), page=query["page"],
+                               radius_km=query.get("radius_km"), page=query["page"],
                                per_page=query["per_page"])
     result["items"] = [{**PharmacyOut().dump(pharmacy), "distance_km": None if km is None else round(km, 3),
                         "available": available} for pharmacy, km, available in result["items"]]

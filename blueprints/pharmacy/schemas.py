@@ -82,12 +82,8 @@ class PharmacyHitOut(PharmacyOut):
 class PharmacySearchQuery(PageQuery):
     medicine = fields.UUID(metadata={"description": "Only pharmacies where this medicine is available now"})
     near = Position(metadata={"description": "`lat,lon`: nearest first, with distance_km"})
-    radius_km = fields.Float(validate=validate.Range(min=0.01, max=500), metadata={"description": "Default 25"})
-
-    @ma.validates_schema
-    def radius_needs_near(self, data, **kwargs):
-        if "radius_km" in data and "near" not in data:
-            raise ma.ValidationError("radius_km needs near.", "radius_km")
+    radius_km = fields.Float(validate=validate.Range(min=0.01, max=500),
+                             metadata={"description": "Default 25; only with `near` (else 422 `radius_needs_near`)"})
 
 
 class StaffIn(Schema):

@@ -14,7 +14,9 @@ from http import HTTPStatus
 import flask_smorest
 from flask import Request, abort, current_app, json, request
 from flask_jwt_extended import current_user, verify_jwt_in_request
+from marshmallow import missing
 from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import abort as abort_with_messages
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
@@ -63,6 +65,14 @@ class StrictParser(FlaskParser):
             return self._handle_invalid_json_error(error, req)
         check_nesting(body)
         return body
+
+    def load_json(self, req, schema):
+        # Every JSON body is documented as required. With none at all webargs would load {}, which a schema whose
+        # fields are all optional (a PATCH) accepts, and the request would go on to be judged by the rest of it.
+        data = super().load_json(req, schema)
+        if data is missing and not req.get_data(cache=True):
+            abort_with_messages(422, messages={"json": {"_schema": ["This operation takes a JSON body; none came."]}})
+        return data
 
     def load_files(self, req, schema):
         # An upload is one multipart/form-data body: its text fields and its file are one schema, and so one

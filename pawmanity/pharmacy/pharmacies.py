@@ -12,7 +12,7 @@ from sqlalchemy.orm import contains_eager
 
 from pawmanity.audit import trail
 from pawmanity.core.database import paginate
-from pawmanity.core.errors import Conflict, NotFound
+from pawmanity.core.errors import Conflict, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.identity.models import User
 from pawmanity.pharmacy.models import Medicine, Pharmacy, PharmacyStaff, StockItem, StockLot, StockMovement
@@ -140,9 +140,17 @@ def postgis_schema():
     return cache["schema"]
 
 
+DEFAULT_RADIUS_KM = 25.0
+
+
 def search(*, medicine_id=None, near=None, radius_km=None, page=1, per_page=20):
     """Pharmacies with the medicine available now (when one is named), nearest first with `distance_km` when
     `near` is given, else by name. Returns a page envelope of (pharmacy, distance_km, available) tuples."""
+    if radius_km is not None and near is None:
+        # Two query parameters that go together: OpenAPI cannot say so of parameters, so this is a domain refusal.
+        raise InvalidInput("radius_km needs near: a distance is measured from somewhere.", code="radius_needs_near",
+                           errors={"radius_km": ["Give near=lat,lon with radius_km."]})
+    radius_km = DEFAULT_RADIUS_KM if radius_km is None else radius_km
     if medicine_id is not None:
         get_medicine(medicine_id)
     if near is None:
