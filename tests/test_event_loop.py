@@ -6,23 +6,21 @@ under a small bound, and the worker's own loop-lag histogram and stall counter a
 Sign-in costs about 25 ms of argon2 CPU, so with hashing on the loop 20 of them hold it for half a second.
 """
 
-import gc
 import io
 import json
 import multiprocessing
 import os
 import re
 import statistics
-import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 import requests
-import socketio as socketio_client
 from PIL import Image
 
+from tests import socket_probe
 from tests.live_server import gunicorn
 from tests.support import PASSWORD
 
@@ -33,6 +31,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.quiet]
 # burst on this 2-core machine (the load, its client and the pool threads share the cores with the loop), never more
 # than 50 ms late in the median round; with the work on the loop, 3-4 times and by hundreds of milliseconds. The
 # client's round trip also crosses the client's process and the kernel: offloaded 20-80 ms p99, on the loop 360-2000.
+# Why not the issue's 30 ms: the pinger (one thread, a process of its own, not niced) adds one wake-up of its own
+# process, and its 10 ms sleeps woke 8-22 ms late at p99 with the machine shared (a 250 Hz tick); the rest of a long
+# round trip is the worker's loop itself waking late for want of a core, as its histogram shows (>30 ms late 8-13
+# times during bursts, with python-socketio's client and this one alike: bench/loop_client_probe.py).
 LOOP_LAG_BOUND = 0.050
 ROUND_TRIP_P99_BOUND = 0.100
 METRICS_TOKEN = "a-metrics-token-for-the-loop-test"
@@ -64,43 +66,6 @@ def sign_in(base_url, email):
     return answer.json()["access_token"]
 
 
-class Pinger:
-    """Pings the worker every 10 ms over Socket.IO (WebSocket) and keeps the round-trip times."""
-
-    def __init__(self, base_url, token):
-        self.client = socketio_client.Client(reconnection=False)
-        self.client.connect(base_url, auth={"token": token}, transports=["websocket"], namespaces=["/notifications"],
-                            wait_timeout=10)
-        self.round_trips, self._stop, self._thread = [], threading.Event(), None
-
-    def __enter__(self):
-        # This pytest process holds the whole app and suite in memory: a full collection here takes tens of
-        # milliseconds and would be measured as the server's latency. Collected after the measurement instead.
-        gc.disable()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        sequence = 0
-        while not self._stop.is_set():
-            sequence += 1
-            sent = time.perf_counter()
-            answer = self.client.call("ping", sequence, namespace="/notifications", timeout=10)
-            self.round_trips.append(time.perf_counter() - sent)
-            assert answer == {"pong": sequence}
-            time.sleep(0.010)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=15)
-        gc.enable()
-        self.client.disconnect()
-
-    def p99(self):
-        return statistics.quantiles(self.round_trips, n=100)[98]
-
-
 def loop_metrics(base_url):
     text = requests.get(f"{base_url}/api/v1/metrics", timeout=10,
                         headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
@@ -118,22 +83,25 @@ def measured_rounds(base_url, token, load, *args):
     """Run `load(*args)` in a low-priority process of its own ROUNDS times while a pinger runs; per round: the ping
     p99, how often the worker's loop woke later than the bound, the stalls it logged, and what the load returned."""
     rounds = []
-    # The load comes from another process: from the pinger's own, its threads would take the GIL from the pinger
-    # and the test would measure its own client. At a lower priority, too: its CPU is not what is measured.
+    # The pinger (tests/socket_probe.py: one thread, no python-socketio reader and writer threads) and the load each
+    # run in a process of their own: in one process the load's threads would take the GIL from the pinger and the
+    # test would measure its own client. The load at a lower priority, too: its CPU is not what is measured.
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                              initializer=os.nice, initargs=(10,)) as process:
         process.submit(time.sleep, 0).result(timeout=60)  # started before anything is measured
         for _ in range(ROUNDS):
             before = loop_metrics(base_url)
-            with Pinger(base_url, token) as pinger:
+            with socket_probe.pinging(base_url, token) as pinger:
                 time.sleep(0.3)
                 outcome = process.submit(load, *args).result(timeout=120)
                 time.sleep(0.1)
             buckets, total, stalls = loop_metrics(base_url)
             assert total > before[1], "the loop monitor is not sampling"
             late = (total - buckets[LOOP_LAG_BOUND]) - (before[1] - before[0][LOOP_LAG_BOUND])
-            rounds.append({"p99": pinger.p99(), "late": late, "stalls": stalls - before[2], "outcome": outcome,
-                           "slowest": [round(t * 1000, 1) for t in sorted(pinger.round_trips)[-3:]]})
+            trips = pinger["round_trips"]
+            rounds.append({"p99": statistics.quantiles(trips, n=100)[98], "late": late, "stalls": stalls - before[2],
+                           "outcome": outcome, "slowest": [round(t * 1000, 1) for t in sorted(trips)[-3:]],
+                           "pinger_late_p99": round(statistics.quantiles(pinger["late"], n=100)[98] * 1000, 1)})
     return rounds
 
 
@@ -142,6 +110,7 @@ def assert_loop_kept_free(rounds):
         return statistics.median(round_[key] for round_ in rounds)
 
     report = [{key: value for key, value in round_.items() if key != "outcome"} for round_ in rounds]
+    print(report)  # shown with -rP: the margin a passing run had
     assert median("p99") < ROUND_TRIP_P99_BOUND, report
     assert median("late") == 0, report  # the worker's own histogram: no wake-up later than LOOP_LAG_BOUND
     assert median("stalls") == 0, report
