@@ -102,7 +102,22 @@ def missing_fields(spec, path, method, operation, request):
             sent = json.loads(body.get("raw") or "null")
             missing += [f"body field {'.'.join(map(str, field))}" for field in field_paths(spec, content["schema"])
                         if not has_path(sent, field)]
+            missing += [f"body value {'.'.join(map(str, where))}: {value}" for where, value in given_up(sent)]
     return missing
+
+
+def given_up(value, where=()):
+    """Where the converter wrote its own error in place of a value, as it does for a schema nested deeper than its
+    limit (`<Error: Too many levels of nesting to fake this schema>`): a field present in name only, or a list of
+    ids whose items were lost, is a field lost too."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from given_up(child, (*where, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from given_up(child, (*where, index))
+    elif isinstance(value, str) and value.startswith("<Error"):
+        yield where, value
 
 
 # Request bodies Postman's import (openapi-to-postmanv2 at its defaults, stackLimit 10) does not resolve to the last
