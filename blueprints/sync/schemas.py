@@ -139,10 +139,13 @@ class PullOut(Schema):
 
 
 # What pushes take ---------------------------------------------------------------------------------------------------
+# The push body is documented in one piece under PushIn (OPENAPI_INLINE: no `$ref` below it): Postman's import stops
+# six levels down (body, changes, table, list, row, column) and would otherwise lose every column of every row.
 
 class _Echoing(Schema):
     """Accepts the columns of `table` a client echoes back and WatermelonDB's bookkeeping, and drops them."""
 
+    OPENAPI_INLINE = True
     table = None
     _status = fields.Raw(allow_none=True, load_only=True)
     _changed = fields.Raw(allow_none=True, load_only=True)
@@ -235,10 +238,15 @@ def _change_set_in(name, created=None, updated=None, deletable=True, deleted_not
 
     deleted = fields.List(fields.UUID(), load_default=list, validate=_unique_ids if deletable else NOTHING,
                           metadata={"description": deleted_note} if deleted_note else {})
-    return Schema.from_dict({"created": listing(created), "updated": listing(updated), "deleted": deleted}, name=name)
+    change_set = Schema.from_dict({"created": listing(created), "updated": listing(updated), "deleted": deleted},
+                                  name=name)
+    change_set.OPENAPI_INLINE = True
+    return change_set
 
 
 class ChangesIn(Schema):
+    OPENAPI_INLINE = True
+
     patients = fields.Nested(_change_set_in("SyncPatientsIn", PatientCreate, PatientUpdate,
                                             deleted_note="Archives the patient (primary guardian or admin)"))
     medical_records = fields.Nested(_change_set_in("SyncMedicalRecordsIn", RecordCreate, RecordUpdate,
