@@ -231,6 +231,7 @@ class Config:
     # them after the commit (off the response under gevent); Celery beat seals what a crash left every minute, and
     # `flask audit verify` reports rows still unsealed after this many seconds (is the chainer running?).
     AUDIT_CHAIN_AFTER_COMMIT = True
+    AUDIT_CHAIN_DELAY_MS = _env_int("PAWMANITY_AUDIT_CHAIN_DELAY_MS", 50)  # gevent/eventlet: gather commits this long
     AUDIT_CHAIN_STALE_SECONDS = _env_int("PAWMANITY_AUDIT_CHAIN_STALE_SECONDS", 300)
 
     # Idempotency-Key on creating POSTs: how long a key and its stored answer are kept

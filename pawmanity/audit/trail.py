@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from pawmanity.audit.models import GENESIS_HASH, AuditEvent
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
-from pawmanity.core.offload import after_response
+from pawmanity.core.offload import after_response, on_green_loop
 
 # Any constant shared by every chainer; it names the audit chain's advisory lock.
 AUDIT_CHAIN_LOCK = 0x5A3D17
@@ -119,6 +119,13 @@ def _chain_tail():
             .order_by(AuditEvent.chain_position.desc()).limit(1))
 
 
+def _queue(batch_size):
+    tail = _chain_tail().subquery()
+    return (select(_table, select(tail.c.chain_position).scalar_subquery().label("tail_position"),
+                   select(tail.c.hash).scalar_subquery().label("tail_hash"))
+            .where(AuditEvent.chain_position.is_(None)).order_by(AuditEvent.id).limit(batch_size))
+
+
 # One UPDATE for the whole batch: the positions and hashes travel as four arrays. `chain_position IS NULL` keeps a
 # sealed row sealed even if the lock were ever bypassed; the unique constraints are the last word.
 _SEAL = text("""
@@ -150,12 +157,12 @@ def chain_pending(*, wait=False, batch_size=CHAIN_BATCH):
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK})
             elif not conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": AUDIT_CHAIN_LOCK}):
                 raise ChainerBusy
-            # Read after the lock is ours, so these statements see everything the previous holder committed.
-            rows = conn.execute(select(_table).where(AuditEvent.chain_position.is_(None))
-                                .order_by(AuditEvent.id).limit(batch_size)).all()
+            # Read after the lock is ours (a statement of its own, with a snapshot taken after it), so it sees
+            # everything the previous holder committed: the queue and, beside each row, the chain's tail.
+            rows = conn.execute(_queue(batch_size)).all()
             if not rows:
                 return sealed
-            position, prev_hash = conn.execute(_chain_tail()).first() or (0, GENESIS_HASH)
+            position, prev_hash = rows[0].tail_position or 0, rows[0].tail_hash or GENESIS_HASH
             ids, places, prev_hashes, hashes = [], [], [], []
             for row in rows:
                 position += 1
@@ -203,6 +210,9 @@ def request_chaining():
 def _chain_until_idle():
     busy = 0
     try:
+        if on_green_loop():
+            # Commits arriving meanwhile join this round: under load one round seals many requests' events.
+            time.sleep(current_app.config.get("AUDIT_CHAIN_DELAY_MS", 0) / 1000)
         while True:
             with _chaining.lock:
                 _chaining.again = False
