@@ -9,9 +9,10 @@ so auditing requests no longer queue behind one lock held through every commit. 
 rows in batches, as the sequencer of a verifiable log does (Trillian's queues unsequenced leaves and integrates them
 in batches): holding an advisory lock, it takes the unsealed rows in id order, gives each the next chain position
 and its prev_hash and hash, and writes them in one UPDATE. Rows commit out of id order, so the chain's order is the
-chainer's (chain_position), never the id. It runs in the background soon after an auditing commit (at most one per
-process at a time; commits meanwhile coalesce into its next round), and every minute from Celery beat for what a
-crash left behind; `verify_chain` names rows left unsealed for too long.
+chainer's (chain_position), never the id. It runs in the background soon after an auditing commit (under gevent
+AUDIT_CHAIN_DELAY_MS later, after the response; at most one per process at a time, commits meanwhile coalesce into
+its next round), and every minute from Celery beat for what a crash left behind; `verify_chain` names rows left
+unsealed for too long. Without a green loop (the CLI, a Celery worker) it runs at once, in the committing thread.
 
 SQLite (`make run`, tests without PostgreSQL) serialises writers itself, so there each row is sealed at commit.
 """
