@@ -168,7 +168,7 @@ class Config:
             "pawmanity.core.encryption.tasks", "pawmanity.identity.tasks", "pawmanity.notifications.tasks",
             "pawmanity.appointments.tasks", "pawmanity.conversations.tasks", "pawmanity.triage.tasks",
             "pawmanity.pharmacy.tasks", "pawmanity.webhooks.tasks", "pawmanity.privacy.tasks",
-            "pawmanity.sync.tasks",
+            "pawmanity.sync.tasks", "pawmanity.audit.tasks",
         ],
         "beat_schedule": {
             "purge-expired-tokens": {"task": "pawmanity.identity.tasks.purge_expired_tokens", "schedule": 3600.0},
@@ -187,6 +187,7 @@ class Config:
             "purge-restricted-records": {"task": "pawmanity.privacy.tasks.purge_restricted_records",
                                          "schedule": 24 * 3600.0},
             "purge-sync-tombstones": {"task": "pawmanity.sync.tasks.purge_tombstones", "schedule": 3600.0},
+            "chain-audit-events": {"task": "pawmanity.audit.tasks.chain_audit_events", "schedule": 60.0},
         },
     }
 
@@ -225,6 +226,13 @@ class Config:
     UPLOAD_S3_REGION = os.environ.get("PAWMANITY_UPLOAD_S3_REGION")
     UPLOAD_S3_PREFIX = os.environ.get("PAWMANITY_UPLOAD_S3_PREFIX", "uploads/")
     NODE_MODULES_DIR = str(BASE_DIR / "node_modules")
+
+    # The audit chain (pawmanity/audit/trail.py): on PostgreSQL requests insert events unsealed and a chainer seals
+    # them after the commit (off the response under gevent); Celery beat seals what a crash left every minute, and
+    # `flask audit verify` reports rows still unsealed after this many seconds (is the chainer running?).
+    AUDIT_CHAIN_AFTER_COMMIT = True
+    AUDIT_CHAIN_DELAY_MS = _env_int("PAWMANITY_AUDIT_CHAIN_DELAY_MS", 50)  # gevent/eventlet: gather commits this long
+    AUDIT_CHAIN_STALE_SECONDS = _env_int("PAWMANITY_AUDIT_CHAIN_STALE_SECONDS", 300)
 
     # Idempotency-Key on creating POSTs: how long a key and its stored answer are kept
     IDEMPOTENCY_KEY_HOURS = _env_int("PAWMANITY_IDEMPOTENCY_KEY_HOURS", 24)
@@ -346,6 +354,8 @@ class TestingConfig(Config):
     SOCKETIO_MESSAGE_QUEUE = None  # the Socket.IO test client needs in-process delivery; scale-out tests set it
     SOCKET_REVOCATION_SWEEP_SECONDS = 0  # tests sweep explicitly
     DOCSTORE_BREAKER_SECONDS = 0  # tests of the breaker switch it on
+    # Tests seal the audit chain explicitly (trail.chain_pending), so a request's counted statements are its own.
+    AUDIT_CHAIN_AFTER_COMMIT = False
     CELERY = {**Config.CELERY, "task_always_eager": True, "broker_url": "memory://"}
 
 

@@ -15,7 +15,7 @@ import uuid
 
 from flask import Flask
 from flask_jwt_extended import JWTManager, current_user, jwt_required
-from sqlalchemy import Boolean, String, Uuid, create_engine
+from sqlalchemy import Boolean, String, Text, Uuid, create_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, scoped_session, sessionmaker
 
 
@@ -27,7 +27,8 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
+    # The address is stored encrypted (migration 0020); the floor answers its ciphertext and skips the decryption.
+    email: Mapped[str] = mapped_column("email_ciphertext", Text)
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean)

@@ -61,12 +61,26 @@ audit_cli = AppGroup("audit", help="The audit trail.")
 
 @audit_cli.command("verify")
 def audit_verify():
-    """Walk the hash chain; exit 1 if any row was altered, removed or inserted."""
-    checked, broken_id, reason = trail.verify_chain()
-    if broken_id is not None:
-        click.echo(f"audit chain BROKEN at row {broken_id}: {reason} ({checked} rows verified before it)", err=True)
+    """Walk the hash chain; exit 1 if any row was altered, removed or inserted, or was left unsealed too long."""
+    report = trail.verify_chain()
+    if report.broken_id is not None:
+        click.echo(f"audit chain BROKEN at row {report.broken_id}: {report.reason} "
+                   f"({report.checked} rows verified before it)", err=True)
         raise SystemExit(1)
-    click.echo(f"audit chain intact: {checked} rows verified")
+    if report.stale_id is not None:
+        click.echo(f"audit chain STALE: row {report.stale_id} and others, {report.unsealed} in all, are not sealed "
+                   f"into the chain after {current_app.config['AUDIT_CHAIN_STALE_SECONDS']} s: is the chainer "
+                   f"(Celery beat's chain-audit-events) running? `flask audit chain` seals them now "
+                   f"({report.checked} rows verified)", err=True)
+        raise SystemExit(1)
+    waiting = f", {report.unsealed} recent rows waiting for the chainer" if report.unsealed else ""
+    click.echo(f"audit chain intact: {report.checked} rows verified{waiting}")
+
+
+@audit_cli.command("chain")
+def audit_chain():
+    """Seal every committed row not yet in the hash chain (the chainer normally does this after each commit)."""
+    click.echo(f"sealed {trail.chain_pending(wait=True)} rows into the audit chain")
 
 
 tokens_cli = AppGroup("tokens", help="Sign-in tokens.")

@@ -1,17 +1,19 @@
 """The audit trail: what is recorded, that it cannot be edited, and that tampering is detected."""
 
 import threading
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from pawmanity.audit import trail
 from pawmanity.audit.models import AuditEvent
+from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
 from pawmanity.identity.actor import Actor
 from pawmanity.identity.models import User
-from tests.support import PASSWORD, assert_problem, bearer, postgres_only
+from tests.support import ON_POSTGRES, PASSWORD, assert_problem, bearer, postgres_only
 
 
 def events(action=None):
@@ -64,20 +66,131 @@ def test_admin_lists_the_trail_newest_first_with_filters(client, gen_user, auth)
     assert ranged["total"] == 0
 
 
+def chain(action=None):
+    """Seal what is waiting (tests run without the after-commit chainer); the rows in chain order."""
+    trail.chain_pending(wait=True)
+    db.session.expire_all()
+    query = select(AuditEvent).order_by(AuditEvent.chain_position)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return db.session.scalars(query).all()
+
+
 def test_chain_links_every_row(app):
     actor = Actor(role="system")
     for n in range(5):
         trail.record("test.event", actor, object_type="thing", object_id=n)
     db.session.commit()
-    rows = events("test.event")
+    rows = chain("test.event")
+    assert [row.chain_position for row in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == "0" * 64
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(rows, rows[1:]))
-    assert trail.verify_chain() == (5, None, None)
+    assert trail.verify_chain() == (5, None, None, 0, None)
+
+
+@postgres_only
+def test_a_request_appends_its_event_in_one_insert_without_lock_or_read(client, gen_user, gen_patient, auth):
+    owner = gen_user(role="patient")
+    gen_patient(owner)
+    headers = auth(owner)
+    statements = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/api/v1/patients", headers=headers).status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    audit = [s for s in statements if "audit_events" in s or "advisory" in s]
+    assert len(audit) == 1 and audit[0].startswith("INSERT INTO audit_events") and "RETURNING" not in audit[0]
+    [row] = events("patient.list")
+    assert (row.chain_position, row.prev_hash, row.hash) == (None, None, None)
+    assert [row.id for row in chain("patient.list")] == [row.id]
+
+
+@postgres_only
+def test_the_chainer_seals_soon_after_a_commit(make_app):
+    app = make_app(AUDIT_CHAIN_AFTER_COMMIT=True)
+    with app.app_context():
+        trail.record("test.event", Actor(role="system"))
+        db.session.commit()  # threading mode: the follow-up runs at once
+        [row] = events()
+        assert row.chain_position == 1 and row.hash == trail.event_hash(row)
+
+
+def test_commits_during_a_chainer_round_coalesce_into_one_more_round(app, monkeypatch):
+    rounds = []
+
+    def chain_pending(**_):
+        rounds.append(len(rounds))
+        if len(rounds) == 1:  # a commit while this round runs: it asks for another round, it does not start one
+            trail.request_chaining()
+            trail.request_chaining()
+        return 0
+
+    monkeypatch.setattr(trail, "chain_pending", chain_pending)
+    trail.request_chaining()
+    assert rounds == [0, 1] and not trail._chaining.running
+
+
+def test_a_chainer_gives_way_to_a_busy_lock_a_few_times_then_leaves_it_to_the_holder(app, monkeypatch):
+    attempts = []
+
+    def busy(**_):
+        attempts.append(1)
+        raise trail.ChainerBusy
+
+    monkeypatch.setattr(trail, "chain_pending", busy)
+    monkeypatch.setattr(trail, "BUSY_PAUSE_SECONDS", 0)
+    trail.request_chaining()
+    assert len(attempts) == trail.BUSY_RETRIES + 1 and not trail._chaining.running
+
+
+def test_rows_left_unsealed_too_long_are_reported(app):
+    trail.record("test.event", Actor(role="system"))
+    db.session.commit()
+    chain()
+    # As a process that died between its commit and its chainer leaves them (SQLite seals at commit: simulated).
+    for minutes in (10, 0):
+        db.session.execute(insert(AuditEvent), {"occurred_at": utcnow() - timedelta(minutes=minutes),
+                                                "action": "test.orphan", "outcome": "success"})
+    db.session.commit()
+    old, recent = events("test.orphan")
+    assert trail.verify_chain() == (1, None, None, 2, old.id)
+    result = app.test_cli_runner().invoke(args=["audit", "verify"])
+    assert result.exit_code == 1 and f"STALE: row {old.id}" in result.output
+    if ON_POSTGRES:  # the chainer seals them too; then nothing is stale
+        chain()
+        assert trail.verify_chain() == (3, None, None, 0, None)
 
 
 @pytest.mark.parametrize("statement", ["UPDATE audit_events SET outcome = 'success'", "DELETE FROM audit_events"])
 def test_the_database_refuses_to_edit_or_delete_audit_rows(app, statement):
     _assert_refused(statement)
+
+
+@postgres_only
+@pytest.mark.parametrize("statement", [
+    # sealing and editing in one go
+    "UPDATE audit_events SET chain_position = 7, prev_hash = 'a', hash = 'b', outcome = 'success'",
+    "UPDATE audit_events SET chain_position = 7, prev_hash = 'a', hash = 'b', detail = '{\"x\": 1}'",
+    # half a seal
+    "UPDATE audit_events SET chain_position = 7",
+])
+def test_sealing_is_the_only_update_the_database_allows(app, statement):
+    _assert_refused(statement)
+
+
+@postgres_only
+def test_the_database_refuses_to_reseal_a_sealed_row(app):
+    trail.record("test.event", Actor(role="system"), outcome="failure")
+    db.session.commit()
+    chain()
+    with pytest.raises(DBAPIError, match="append-only"):
+        db.session.execute(text("UPDATE audit_events SET chain_position = 2, prev_hash = 'a', hash = 'b'"))
+    db.session.rollback()
 
 
 @postgres_only
@@ -108,13 +221,16 @@ def tamper(sql):
 
 
 @pytest.mark.parametrize("sql, reason", [
-    ("UPDATE audit_events SET outcome = 'success' WHERE id = 2", "altered"),
-    ("DELETE FROM audit_events WHERE id = 2", "removed"),
+    ("UPDATE audit_events SET outcome = 'success' WHERE chain_position = 2", "altered"),
+    ("DELETE FROM audit_events WHERE chain_position = 2", "removed"),
+    # A sealed row moved to another place in the chain, keeping its hashes.
+    ("UPDATE audit_events SET chain_position = chain_position + 100 WHERE chain_position = 2", "removed"),
 ])
 def test_verify_command_detects_tampering(app, sql, reason):
     for n in range(3):
         trail.record("auth.login", Actor(role="system"), outcome="failure", object_id=n)
     db.session.commit()
+    chain()
     runner = app.test_cli_runner()
     intact = runner.invoke(args=["audit", "verify"])
     assert intact.exit_code == 0 and "3 rows verified" in intact.output
@@ -126,28 +242,60 @@ def test_verify_command_detects_tampering(app, sql, reason):
 
 
 @postgres_only
-def test_concurrent_appends_keep_one_unbroken_chain(make_app):
-    app = make_app()
-    errors = []
+def test_concurrent_appends_and_chainers_seal_every_committed_event_exactly_once(make_app):
+    """Writers on their own connections, every third transaction rolled back, while chainers (as in other processes,
+    each on its own connection) race for the chain: afterwards every committed event has exactly one place."""
+    app = make_app(AUDIT_CHAIN_AFTER_COMMIT=True)
+    errors, committed, rolled_back = [], [], []
+    writing = threading.Event()
+    writing.set()
 
     def append_many(worker):
         try:
             with app.app_context():
-                for n in range(10):
-                    trail.record("test.concurrent", Actor(role="system"), object_id=f"{worker}-{n}")
-                    db.session.commit()
+                for n in range(15):
+                    name = f"{worker}-{n}"
+                    trail.record("test.concurrent", Actor(role="system"), object_id=name)
+                    trail.record("test.concurrent", Actor(role="system"), object_id=f"{name}-second")
+                    if n % 3 == 2:
+                        db.session.rollback()
+                        rolled_back.append(name)
+                    else:
+                        db.session.commit()  # and the after-commit chainer, coalesced within this process
+                        committed.append(name)
                 db.session.remove()
         except Exception as error:  # reported below; the assertion names it
             errors.append(error)
 
-    threads = [threading.Thread(target=append_many, args=(w,)) for w in range(8)]
-    for thread in threads:
+    def chain_while_writing():
+        try:
+            with app.app_context():
+                while writing.is_set():
+                    try:
+                        trail.chain_pending(batch_size=3)
+                    except trail.ChainerBusy:
+                        pass
+        except Exception as error:
+            errors.append(error)
+
+    chainers = [threading.Thread(target=chain_while_writing) for _ in range(3)]
+    writers = [threading.Thread(target=append_many, args=(w,)) for w in range(8)]
+    for thread in chainers + writers:
         thread.start()
-    for thread in threads:
+    for thread in writers:
+        thread.join()
+    writing.clear()
+    for thread in chainers:
         thread.join()
     assert errors == []
     with app.app_context():
-        assert trail.verify_chain() == (80, None, None)
+        trail.chain_pending(wait=True)
+        rows = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "test.concurrent")).all()
+        names = sorted(row.object_id for row in rows)
+        assert names == sorted([name for name in committed] + [f"{name}-second" for name in committed])
+        assert not set(rolled_back) & set(names)
+        assert sorted(row.chain_position for row in rows) == list(range(1, len(rows) + 1))
+        assert trail.verify_chain() == (2 * len(committed), None, None, 0, None)
 
 
 def test_a_list_read_is_one_event_naming_what_it_returned(client, gen_user, gen_patient, auth):
@@ -183,7 +331,5 @@ def test_concurrent_list_reads_keep_one_unbroken_chain(app, gen_user, gen_patien
     for thread in threads:
         thread.join()
     assert errors == [] and statuses == [200] * 40
-    db.session.expire_all()
-    assert len(events("patient.list")) == 40
-    checked, broken, reason = trail.verify_chain()
-    assert (broken, reason) == (None, None) and checked == len(events())
+    assert len(chain("patient.list")) == 40
+    assert trail.verify_chain() == (len(events()), None, None, 0, None)

@@ -84,6 +84,14 @@ class _BoundedGeventPool:
             self.in_flight -= 1
 
 
+def on_green_loop():
+    """True in a worker served by gevent or eventlet (monkey-patched), where a sleep only pauses this greenlet."""
+    if not has_app_context():
+        return False
+    mode = current_app.config.get("ASYNC_MODE")
+    return (mode == "gevent" and _gevent_patched()) or (mode == "eventlet" and _eventlet_patched())
+
+
 def after_response(function, *args):
     """`function(*args)` in an app context of its own, after the current request's answer when served by gevent or
     eventlet, else right now. What it raises is logged, never raised to the request."""
