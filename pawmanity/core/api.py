@@ -19,6 +19,7 @@ from webargs.flaskparser import FlaskParser
 from webargs.flaskparser import abort as abort_with_messages
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.utils import cached_property
 
 from pawmanity.core import idempotency
 from pawmanity.core.errors import (
@@ -31,6 +32,7 @@ from pawmanity.core.errors import (
     PreconditionRequired,
     problem,
 )
+from pawmanity.core.offload import cooperative_stream
 from pawmanity.core.schemas import MAX_NESTING, Schema, check_nesting
 
 API_PREFIX = "/api/v1"
@@ -90,7 +92,13 @@ class _TooDeepToParse(ValueError):
 
 
 class BoundedJSONRequest(Request):
-    """request.get_json() with the depth limit the schemas' parser has, and 422 rather than 500 past it."""
+    """request.get_json() with the depth limit the schemas' parser has, and 422 rather than 500 past it; and a body
+    that is read in chunks with a turn for the event loop's other greenlets after each (offload.cooperative_stream):
+    a multipart upload is parsed as it is read, so read in one go it held the loop for its whole parse."""
+
+    @cached_property
+    def stream(self):
+        return cooperative_stream(Request.stream.fget(self))
 
     @property
     def json_module(self):
