@@ -101,7 +101,9 @@ def revoke_user_sessions(user_id, *, reason, keep=None):
 def logout(claims):
     """Blocklist this access token and end its session (and so its refresh tokens)."""
     blocklist_add(f"jti:{claims['jti']}", datetime.fromtimestamp(claims["exp"], timezone.utc))
-    session = db.session.get(AuthSession, _uuid_or_none(claims.get("sid")))
+    session_id = _uuid_or_none(claims.get("sid"))
+    # A token without a session id (PAWMANITY issues none) has only its jti to revoke; get(None) warns and may raise.
+    session = db.session.get(AuthSession, session_id) if session_id else None
     if session is not None:
         revoke_session(session, reason="logout")
     return session
