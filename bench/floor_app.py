@@ -27,8 +27,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    # The address is stored encrypted (migration 0020); the floor answers its ciphertext and skips the decryption.
-    email: Mapped[str] = mapped_column("email_ciphertext", Text)
+    # Stored encrypted (pawmanity/core/encryption): the floor selects the sealed value with the row but, holding no
+    # field key, does not answer it.
+    email_ciphertext: Mapped[str] = mapped_column(Text)
     full_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean)
@@ -66,5 +67,4 @@ def health():
 @app.get("/me")
 @jwt_required()
 def me():
-    return {"id": str(current_user.id), "email": current_user.email, "full_name": current_user.full_name,
-            "role": current_user.role}
+    return {"id": str(current_user.id), "full_name": current_user.full_name, "role": current_user.role}

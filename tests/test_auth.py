@@ -246,6 +246,13 @@ class TestTokens:
         token = create_access_token(str(user.id), expires_delta=timedelta(seconds=-1))
         assert_problem(client.get(ME, headers=bearer(token)), 401, "token_expired")
 
+    def test_a_token_without_a_session_is_still_checked_against_the_blocklist(self, client, gen_user):
+        user = gen_user()
+        token = create_access_token(str(user.id))  # no `sid` claim: only its own jti can revoke it
+        assert client.get(ME, headers=bearer(token)).status_code == 200
+        assert client.post(LOGOUT, headers=bearer(token)).status_code == 204
+        assert_problem(client.get(ME, headers=bearer(token)), 401, "token_revoked")
+
     def test_token_for_a_deactivated_user(self, client, gen_user, auth):
         user = gen_user()
         headers = auth(user)

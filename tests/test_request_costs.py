@@ -37,7 +37,7 @@ from pawmanity.pharmacy.models import (
     StockMovement,
 )
 from pawmanity.privacy.models import DataExport, Erasure
-from pawmanity.scheduling.models import TimeOff
+from pawmanity.scheduling.models import AppointmentEvent, TimeOff
 from pawmanity.vitals.models import Alert, AlertRule, Device, Observation
 from pawmanity.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookMessage
 from tests.support import iso, next_slot
@@ -477,3 +477,25 @@ def test_an_authenticated_request_decodes_its_token_once(client, gen_user, auth,
     forged = jwt.encode({**jwt.decode(headers["Authorization"][7:], options={"verify_signature": False})},
                         "another-key-of-at-least-thirty-two-bytes", algorithm="HS256")
     assert client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_the_appointment_list_reads_its_histories_with_its_page(client, gen_user, gen_doctor, gen_patient,
+                                                                 gen_appointment, auth):
+    owner = gen_user(role="patient")
+    dog = gen_patient(owner)
+    _, doctor = gen_doctor()
+    for day in range(3):
+        appointment = gen_appointment(doctor, dog, next_slot(days=2 + day))
+        for action in ("book", "confirm"):
+            appointment.events.append(AppointmentEvent(action=action, actor_id=owner.id))
+    headers = auth(owner)
+    db.session.commit()
+    db.session.expunge_all()  # nothing loaded beforehand, as in a server's request
+    with counted_statements() as statements:
+        response = client.get("/api/v1/appointments", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [[event["action"] for event in item["history"]] for item in response.get_json()["items"]] == \
+        [["book", "confirm"]] * 3
+    # One statement reads the page, its total and every history on it; none reads the histories apart.
+    reads = [statement for statement in statements if "appointment_events" in statement]
+    assert len(reads) == 1 and "count(*) OVER ()" in reads[0], "\n".join(statements)

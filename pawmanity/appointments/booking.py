@@ -10,7 +10,7 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from pawmanity.audit import trail
 from pawmanity.care import access
@@ -153,8 +153,9 @@ def get_appointment(actor, appointment_id):
 
 
 def list_appointments(actor, *, page, per_page, status=None, since=None, until=None):
-    # AppointmentOut shows each appointment's history: one query for the page's histories, not one per row.
-    query = visible_appointments_query(actor).options(selectinload(Appointment.events)) \
+    # AppointmentOut shows each appointment's history: joined to the page's own query (paginate limits the
+    # appointments in a subquery), so the histories cost no second statement, let alone one per row.
+    query = visible_appointments_query(actor).options(joinedload(Appointment.events)) \
         .order_by(Appointment.start_at, Appointment.id)
     if status:
         query = query.where(Appointment.status == status)

@@ -77,9 +77,10 @@ def paginate(statement, *, page, per_page):
     offset = (page - 1) * per_page
     if len(statement.column_descriptions) != 1:  # not a single entity: the plain way
         total = _count(statement)
-        items = db.session.scalars(statement.limit(per_page).offset(offset)).all()
+        items = db.session.scalars(statement.limit(per_page).offset(offset)).unique().all()
         return {"items": items, "page": page, "per_page": per_page, "total": total}
-    rows = db.session.execute(statement.add_columns(func.count().over()).limit(per_page).offset(offset)).all()
+    # unique(): a joined eager load of a collection repeats each item once per related row.
+    rows = db.session.execute(statement.add_columns(func.count().over()).limit(per_page).offset(offset)).unique().all()
     items = [row[0] for row in rows]
     total = rows[0][1] if rows else (0 if offset == 0 else _count(statement))
     return {"items": items, "page": page, "per_page": per_page, "total": total}

@@ -199,7 +199,25 @@ api = PawmanityApi()
 socketio = SocketIO()
 cors = CORS()
 mail = Mail()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+class ViewLimiter(Limiter):
+    """Flask-Limiter where only views carry limits (pawmanity.core.ratelimits.rate_limited).
+
+    Its before_request hook checks the application-wide, default, blueprint and meta limits, and does its bookkeeping
+    on every request even when there are none; PAWMANITY configures none, so the hook returns at once. A view's own
+    limits are checked by its decorator, as before."""
+
+    def _check_request_limit(self, callable_name=None, in_middleware=True):
+        if in_middleware and not self._has_request_wide_limits():
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+
+    def _has_request_wide_limits(self):
+        manager = self.limit_manager
+        return bool(manager.application_limits or manager.default_limits or manager._blueprint_limits
+                    or self._meta_limits or self._in_memory_fallback)
+
+
+limiter = ViewLimiter(key_func=get_remote_address, default_limits=[])
 docstore = DocStore()
 redis_client = RedisClient()
 
