@@ -1,6 +1,7 @@
 """The served OpenAPI document describes every endpoint and its errors; schemathesis holds the API to it."""
 
 import re
+import zlib
 
 import pytest
 import schemathesis
@@ -141,13 +142,47 @@ def positive_data_is_accepted_or_refused_for_a_documented_domain_reason(ctx, res
             f"{code!r}, not a documented domain refusal\n{response.text[:500]}")
 
 
-@schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_spec(case, admin_token):
+def a_quarter_of_the_operations(number):
+    """The operations whose label hashes to this quarter: four tests rather than one, so that pytest-xdist spreads the
+    suite's longest run over the cores."""
+    def in_quarter(ctx):
+        return zlib.crc32(f"{ctx.operation.method.upper()} {ctx.operation.path}".encode()) % 4 == number
+
+    return schema.include(in_quarter).parametrize()
+
+
+def conforms(case):
     # Every built-in check runs ("no 5xx", response/status/content-type conformance, ...) except
     # positive_data_acceptance, which the stricter check above replaces.
     case.call_and_validate(excluded_checks=[positive_data_acceptance], additional_checks=[
         refusals_are_documented, positive_data_is_accepted_or_refused_for_a_documented_domain_reason])
+
+
+CONFORMANCE_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@a_quarter_of_the_operations(0)
+@CONFORMANCE_SETTINGS
+def test_api_conforms_to_its_spec_first_quarter(case, admin_token):
+    conforms(case)
+
+
+@a_quarter_of_the_operations(1)
+@CONFORMANCE_SETTINGS
+def test_api_conforms_to_its_spec_second_quarter(case, admin_token):
+    conforms(case)
+
+
+@a_quarter_of_the_operations(2)
+@CONFORMANCE_SETTINGS
+def test_api_conforms_to_its_spec_third_quarter(case, admin_token):
+    conforms(case)
+
+
+@a_quarter_of_the_operations(3)
+@CONFORMANCE_SETTINGS
+def test_api_conforms_to_its_spec_fourth_quarter(case, admin_token):
+    conforms(case)
 
 
 def test_every_operation_has_a_unique_operation_id_and_the_document_names_its_server(client):
