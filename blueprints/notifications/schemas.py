@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import JSONBoolean, PageQuery, Schema, UTCDateTime
 from pawmanity.notifications.models import NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS
 
 
@@ -23,7 +23,7 @@ class ReadAllOut(Schema):
 
 
 def _channels_schema(required):
-    return Schema.from_dict({channel: fields.Boolean(required=required) for channel in NOTIFICATION_CHANNELS},
+    return Schema.from_dict({channel: JSONBoolean(required=required) for channel in NOTIFICATION_CHANNELS},
                             name=f"NotificationChannels{'Out' if required else 'In'}")
 
 
