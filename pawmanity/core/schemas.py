@@ -124,6 +124,12 @@ class JSONBoolean(fields.Boolean):
 class ProblemSchema(Schema):
     """RFC 9457 problem details, the body of every error response."""
 
+    class Meta:
+        # RFC 9457 3.2: a problem type may add extension members (sync's `table` and `id`, a rate limit's
+        # `retry_after`, ...), which clients ignore when they do not know them. Only dumped, never loaded: this is
+        # what the OpenAPI document says of the body (additionalProperties: true), not a looser input.
+        unknown = ma.INCLUDE
+
     type = fields.String(metadata={"description": "URI naming the kind of problem"})
     title = fields.String(metadata={"description": "HTTP status phrase"})
     status = fields.Integer()
