@@ -153,8 +153,7 @@ class AlertRuleIn(Schema):
     min_duration_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=7 * 86400))
 
     # A species-wide rule or one patient's override, never both (alerts.create_rule refuses either way).
-    OPENAPI = {"oneOf": [{"required": ["species"], "not": {"required": ["patient_id"]}},
-                         {"required": ["patient_id"], "not": {"required": ["species"]}}]}
+    OPENAPI = {"oneOf": [{"required": ["species"]}, {"required": ["patient_id"]}]}
 
 
 class AlertRulePatch(Schema):

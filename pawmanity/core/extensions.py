@@ -73,13 +73,14 @@ class SchemaRulesPlugin(BasePlugin):
     def schema_helper(self, name, definition, **kwargs):
         schema = kwargs.get("schema")
         rules = self._resolved(dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {})))
-        if "oneOf" in rules and "properties" in definition:
-            # Each alternative repeats the properties (which changes nothing it matches), with its own in place of
-            # the shared ones it narrows: Postman's import builds the example body from the first alternative alone,
-            # and would otherwise send `{}`.
-            rules["oneOf"] = [{**alternative, "properties": {**definition["properties"],
-                                                             **alternative.get("properties", {})}}
-                              for alternative in rules["oneOf"]]
+        for alternatives in ("oneOf", "anyOf"):
+            if alternatives in rules and "properties" in definition:
+                # Each alternative repeats the properties (which changes nothing it matches), with its own in place
+                # of the shared ones it narrows: Postman's import builds the example body from the first alternative
+                # alone, and would otherwise send `{}`.
+                rules[alternatives] = [{**alternative, "properties": {**definition["properties"],
+                                                                      **alternative.get("properties", {})}}
+                                       for alternative in rules[alternatives]]
         return rules
 
     def _resolved(self, rule):
