@@ -89,6 +89,16 @@ def test_unknown_user_and_malformed_id_are_404(client, auth, admin):
 
 def test_empty_update_is_refused(client, gen_user, auth, admin):
     assert_problem(client.patch(f"{USERS}/{gen_user().id}", json={}, headers=auth(admin)), 422)
+    # ... as the document says, so a generated client knows
+    schema = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["AdminUserUpdateIn"]
+    assert schema["minProperties"] == 1
+
+
+@pytest.mark.parametrize("active", [0, 1, "true", "yes", None])
+def test_active_is_a_json_boolean(client, gen_user, auth, admin, active):
+    user = gen_user()
+    assert_problem(client.patch(f"{USERS}/{user.id}", json={"active": active}, headers=auth(admin)), 422)
+    assert client.patch(f"{USERS}/{user.id}", json={"active": False}, headers=auth(admin)).get_json()["active"] is False
 
 
 def test_admin_creates_another_admin(client, auth, admin):

@@ -50,6 +50,11 @@ class TestBooking:
             Notification.user_id == scene["doctor_user"].id)).all()
         assert kinds == ["appointment.booked"]
 
+    def test_a_start_in_the_past_is_its_own_refusal(self, client, auth, scene):
+        # Relative to now, which the document cannot state: a code of its own, which it lists for the operation.
+        past = next_slot() - timedelta(days=7)
+        assert "start" in assert_problem(book(client, auth, scene, past), 422, "start_in_past")["errors"]
+
     def test_the_same_slot_twice_is_slot_taken(self, client, auth, scene, gen_user, gen_patient):
         start = next_slot()
         assert book(client, auth, scene, start).status_code == 201

@@ -60,7 +60,15 @@ def test_a_weight_from_the_future_is_refused(client, auth, gen_user, gen_patient
     pet = gen_patient(owner)
     response = client.post(f"/api/v1/patients/{pet.id}/weights", headers=auth(owner), json={
         "weight_kg": 9, "measured_at": iso(utcnow() + timedelta(days=3))})
-    assert "measured_at" in assert_problem(response, 422)["errors"]
+    # Relative to now, which the document cannot state: a refusal of its own, which it lists.
+    assert "measured_at" in assert_problem(response, 422, "measured_in_future")["errors"]
+
+
+def test_a_birth_in_the_future_is_refused(client, auth, gen_user):
+    born = (utcnow() + timedelta(days=3)).date().isoformat()
+    response = client.post("/api/v1/patients", headers=auth(gen_user()), json={
+        "name": "Biscuit", "species": "dog", "sex": "male", "date_of_birth": born})
+    assert "date_of_birth" in assert_problem(response, 422, "born_in_future")["errors"]
 
 
 def test_nul_in_a_socket_message_is_an_error_ack(app, client, gen_user, gen_patient, gen_doctor, gen_appointment,

@@ -87,8 +87,10 @@ class TestPreferences:
         assert changed["messages"] == {"in_app": True, "email": True, "push": True}
 
     def test_unknown_category_or_channel(self, client, auth, gen_user):
+        # A channel is a JSON boolean: not 0 or 1, not "true" (marshmallow's Boolean would take them).
         for body in ({"gossip": {"email": True}}, {"appointments": {"pigeon": True}},
-                     {"appointments": {"email": "yes please"}}):
+                     {"appointments": {"email": "yes please"}}, {"appointments": {"push": 0}},
+                     {"appointments": {"push": 1}}, {"appointments": {"push": "true"}}):
             assert_problem(client.put(f"{NOTIFICATIONS}/preferences", json=body, headers=auth(gen_user())), 422)
 
     def test_email_follows_preferences_and_carries_no_clinical_details(self, app, client, auth, gen_user,

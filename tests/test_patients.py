@@ -79,14 +79,26 @@ def test_bad_patient_input(client, gen_user, auth, changes, field):
     assert db.session.scalar(select(Patient)) is None
 
 
-@pytest.mark.parametrize("changes, field", [
-    ({"species": "human", "sex": "male_neutered", "microchip_id": None}, "sex"),
-    ({"species": "human", "sex": "female"}, "microchip_id"),
-    ({"date_of_birth": (date.today() + timedelta(days=2)).isoformat()}, "date_of_birth"),
+@pytest.mark.parametrize("changes, field, code", [
+    ({"species": "human", "sex": "male_neutered", "microchip_id": None}, "sex", "not_for_people"),
+    ({"species": "human", "sex": "female"}, "microchip_id", "not_for_people"),
+    ({"date_of_birth": (date.today() + timedelta(days=2)).isoformat()}, "date_of_birth", "born_in_future"),
 ])
-def test_profile_rules_beyond_the_schema(client, gen_user, auth, changes, field):
-    body = assert_problem(client.post(PATIENTS, json={**BISCUIT, **changes}, headers=auth(gen_user())), 422)
+def test_profile_rules_beyond_the_schema(client, gen_user, auth, changes, field, code):
+    body = assert_problem(client.post(PATIENTS, json={**BISCUIT, **changes}, headers=auth(gen_user())), 422, code)
     assert field in body["errors"]
+
+
+def test_the_rule_for_people_is_stated_and_a_change_meets_it_as_its_own_refusal(client, gen_user, auth):
+    # A new patient's species is in the body, so the document states the rule; a change is checked against the
+    # stored species, which no schema sees, so it is a refusal with its own code.
+    rules = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["PatientIn"]["anyOf"]
+    assert rules[0]["properties"]["species"] == {"not": {"enum": ["human"]}}
+    owner = gen_user()
+    person = client.post(PATIENTS, json={"name": "Ann", "species": "human", "sex": "female"}, headers=auth(owner))
+    assert person.status_code == 201, person.get_json()
+    refused = client.patch(f"{PATIENTS}/{person.get_json()['id']}", json={"sex": "female_spayed"}, headers=auth(owner))
+    assert "sex" in assert_problem(refused, 422, "not_for_people")["errors"]
 
 
 def test_doctors_cannot_create_patients(client, gen_user, auth):

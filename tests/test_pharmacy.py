@@ -153,9 +153,19 @@ class TestLedger:
     def test_bad_pharmacies_and_medicines(self, client, world):
         assert_problem(client.post(f"{API}/pharmacies", headers=world["as_admin"], json={
             "name": "X", "address": "Y", "latitude": 91, "longitude": 0}), 422)
+        # Closing before opening is a refusal of its own (JSON Schema cannot compare two items); a day that is not
+        # one, a clock that is not one, are schema violations the document states.
         assert_problem(client.post(f"{API}/pharmacies", headers=world["as_admin"], json={
             "name": "X", "address": "Y", "latitude": 1, "longitude": 0, "opening_hours": {"mon": [["19:00", "08:00"]]}}),
-            422)
+            422, "closes_before_opening")
+        for hours in ({"x-holiday": []}, {"mon": [["8:00", "19:00"]]}, {"mon": [["08:00"]]}, {"mon": "08:00-19:00"}):
+            assert_problem(client.post(f"{API}/pharmacies", headers=world["as_admin"], json={
+                "name": "X", "address": "Y", "latitude": 1, "longitude": 0, "opening_hours": hours}),
+                422, "validation_failed")
+        hours = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["PharmacyIn"]["properties"][
+            "opening_hours"]
+        assert set(hours["properties"]) == {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+        assert hours["additionalProperties"] is False
         assert_problem(client.post(f"{API}/medicines", headers=world["as_admin"], json={
             "name": "Amoxicillin", "strength": "250 mg", "form": "tablet"}), 409, "medicine_exists")
         assert_problem(client.post(f"{API}/medicines", headers=world["as_pharmacist"], json={

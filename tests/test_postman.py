@@ -54,20 +54,39 @@ def resolve(spec, schema):
     return schema
 
 
-def field_paths(spec, schema, prefix=()):
-    """Every property path of a request body schema, nested objects and array items included."""
+def field_paths(spec, schema, prefix=(), sent=None):
+    """Every property path of a request body schema, nested objects and array items included (of a body with several
+    forms told apart by one property's value, the form the import chose: `sent` is the value the import wrote)."""
     schema = resolve(spec, schema)
-    for part in schema.get("allOf", []) + schema.get("oneOf", []) + schema.get("anyOf", []):
-        yield from field_paths(spec, part, prefix)
+    for part in schema.get("allOf", []) + chosen_forms(schema.get("oneOf", []), sent) + schema.get("anyOf", []):
+        yield from field_paths(spec, part, prefix, sent)
     if schema.get("type") == "array" and "items" in schema:
-        yield from field_paths(spec, schema["items"], (*prefix, 0))
+        yield from field_paths(spec, schema["items"], (*prefix, 0), sent[0] if isinstance(sent, list) and sent else None)
     for name, child in schema.get("properties", {}).items():
         if resolve(spec, child).get("maxItems") == 0 and name not in schema.get("required", ()):
             # A list that can only be empty, and may be left out (the sync push's pull-only tables): the converter's
             # faker drops an optional empty list, and leaving it out is all a client can say with it anyway.
             continue
         yield (*prefix, name)
-        yield from field_paths(spec, child, (*prefix, name))
+        yield from field_paths(spec, child, (*prefix, name), sent.get(name) if isinstance(sent, dict) else None)
+
+
+def chosen_forms(alternatives, sent):
+    """The alternatives whose fields an example must show. When each fixes one property to a value of its own (sync
+    /resolve's `table`: a patient's columns or a medical record's), one request can only be one of them: the one
+    whose value the import sent or, where it wrote a placeholder (`<string>`), the first, which is the one the
+    converter builds its example from. Otherwise all of them (doctor_id or specialty: both are shown)."""
+    def fixed(alternative):
+        return {name: child["enum"][0] for name, child in alternative.get("properties", {}).items()
+                if len(child.get("enum", ())) == 1}
+
+    shared = set.intersection(*(set(fixed(alternative)) for alternative in alternatives)) if alternatives else set()
+    for name in sorted(shared):
+        values = [fixed(alternative)[name] for alternative in alternatives]
+        if len(set(values)) == len(values):
+            chosen = sent.get(name) if isinstance(sent, dict) else None
+            return [alternatives[values.index(chosen) if chosen in values else 0]]
+    return alternatives
 
 
 def has_path(value, path):
@@ -105,8 +124,8 @@ def missing_fields(spec, path, method, operation, request):
                         if name not in sent]
         else:
             sent = json.loads(body.get("raw") or "null")
-            missing += [f"body field {'.'.join(map(str, field))}" for field in field_paths(spec, content["schema"])
-                        if not has_path(sent, field)]
+            missing += [f"body field {'.'.join(map(str, field))}"
+                        for field in field_paths(spec, content["schema"], sent=sent) if not has_path(sent, field)]
             missing += [f"body value {'.'.join(map(str, where))}: {value}" for where, value in given_up(sent)]
     return missing
 

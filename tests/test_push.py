@@ -5,6 +5,7 @@ the RFC's own test vector) and verifies the VAPID JWT (RFC 8292) with the server
 import base64
 import json
 import os
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -295,21 +296,38 @@ def test_each_account_keeps_its_newest_subscriptions(make_app, push_service, gen
         assert [item["endpoint"].rsplit("/", 1)[1] for item in kept] == ["three", "two"]
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"endpoint": "https://evil.example.com/push/1"}, "endpoint"),
-    ({"endpoint": "https://fcm.googleapis.com.evil.example/push"}, "endpoint"),
-    ({"endpoint": "file:///etc/passwd"}, "endpoint"),
-    ({"keys": {"p256dh": b64url(b"\x04" + b"\x01" * 64), "auth": b64url(b"\x00" * 16)}}, "keys.p256dh"),
+# The form of the address (https, a host, no credentials) and the keys' alphabet are the document's to state (a
+# schema violation); which hosts are push services, and whether the keys are a P-256 point and a 16-byte secret, are
+# refusals of their own, which the document lists.
+@pytest.mark.parametrize("change, field, code", [
+    ({"endpoint": "https://evil.example.com/push/1"}, "endpoint", "unknown_push_service"),
+    ({"endpoint": "https://fcm.googleapis.com.evil.example/push"}, "endpoint", "unknown_push_service"),
+    ({"endpoint": "file:///etc/passwd"}, "endpoint", "validation_failed"),
+    ({"endpoint": "https://[fcm.googleapis.com/push"}, "endpoint", "validation_failed"),
+    ({"keys": {"p256dh": b64url(b"\x04" + b"\x01" * 64), "auth": b64url(b"\x00" * 16)}}, "keys.p256dh",
+     "invalid_push_keys"),
     ({"keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
-               "auth": b64url(b"short")}}, "keys.auth"),
+               "auth": b64url(b"short")}}, "keys.auth", "invalid_push_keys"),
+    ({"keys": {"p256dh": "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4",
+               "auth": "AAAA AAAA AAAA AAAA AAAA AA"}}, "keys", "validation_failed"),
 ])
-def test_only_real_push_services_and_keys_are_accepted(make_app, gen_user, auth, change, field):
+def test_only_real_push_services_and_keys_are_accepted(make_app, gen_user, auth, change, field, code):
     app = make_app()  # the default allow-list of push services, HTTPS only
     client = app.test_client()
     with app.app_context():
         body = {**Browser("https://fcm.googleapis.com/fcm/send/abc").subscription_json(), **change}
         refused = client.post("/api/v1/notifications/push/subscriptions", headers=auth(gen_user()), json=body)
-        assert field in assert_problem(refused, 422, "validation_failed")["errors"]
+        assert field in assert_problem(refused, 422, code)["errors"]
+
+
+def test_the_document_states_the_form_of_a_subscription(client):
+    schemas = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    pattern = re.compile(schemas["PushSubscriptionIn"]["properties"]["endpoint"]["pattern"])
+    assert pattern.match("https://fcm.googleapis.com/fcm/send/abc")
+    assert not any(pattern.match(url) for url in ("http://fcm.googleapis.com/x", "https://user@fcm.googleapis.com/x",
+                                                  "file:///etc/passwd", "https://[fcm.googleapis.com/x"))
+    assert all(re.compile(key["pattern"]).match("BCVxsr7N_eN-") and not re.compile(key["pattern"]).match("a b")
+               for key in schemas["PushKeysIn"]["properties"].values())
 
 
 def test_a_real_push_service_address_is_accepted(make_app, gen_user, auth):

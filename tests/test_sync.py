@@ -432,6 +432,14 @@ class TestPush:
                      {"table": "patients", "id": str(family["rex"].id), "version": 1, "record": {"owner": "x"}},
                      {"table": "patients", "id": str(family["rex"].id), "record": {}}):
             assert_problem(client.post(f"{SYNC}/resolve", headers=family["a"], json=body), 422)
+        # A medical record's column is no patient's: the record's columns depend on the table, as the document says.
+        assert_problem(client.post(f"{SYNC}/resolve", headers=family["a"], json={
+            "table": "patients", "id": str(family["rex"].id), "version": 1, "record": {"kind": "note"}}), 422)
+        resolve_in = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["ResolveIn"]
+        records = {alternative["properties"]["table"]["enum"][0]: alternative["properties"]["record"]
+                   for alternative in resolve_in["oneOf"]}
+        assert records["patients"]["additionalProperties"] is False and "kind" not in records["patients"]["properties"]
+        assert "kind" in records["medical_records"]["properties"]
 
 
 def test_every_captured_table_has_its_triggers(app):

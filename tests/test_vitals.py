@@ -235,8 +235,15 @@ class TestAlerts:
                 "threshold": 200, "clear_threshold": 180, "min_duration_seconds": 0}
         other_doctor, _ = gen_doctor()
         assert_problem(client.post(f"{VITALS}/alert-rules", headers=auth(other_doctor), json=body), 404)
+        # Hysteresis compares two numbers, which JSON Schema cannot: a refusal of its own. Species xor patient_id is
+        # a schema rule, and the document states it.
         assert_problem(client.post(f"{VITALS}/alert-rules", headers=auth(watched["doctor_user"]),
-                                   json={**body, "clear_threshold": 210}), 422)
+                                   json={**body, "clear_threshold": 210}), 422, "clear_threshold_on_wrong_side")
+        for both_or_neither in ({**body, "species": "dog"}, {k: v for k, v in body.items() if k != "patient_id"}):
+            assert_problem(client.post(f"{VITALS}/alert-rules", headers=auth(watched["doctor_user"]),
+                                       json=both_or_neither), 422, "validation_failed")
+        rule_in = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]["AlertRuleIn"]
+        assert [alternative["required"] for alternative in rule_in["oneOf"]] == [["species"], ["patient_id"]]
         assert_problem(client.post(f"{VITALS}/alert-rules", headers=auth(watched["doctor_user"]), json={
             **body, "patient_id": None, "species": "dog"}), 422)
         assert_problem(client.post(f"{VITALS}/alert-rules", headers=auth(watched["doctor_user"]), json={

@@ -116,6 +116,14 @@ class TestRegistration:
                                         headers=scene["admin"])
         assert_problem(response, 422)
 
+    def test_a_change_names_something_to_change_and_active_is_a_json_boolean(self, scene, receiver):
+        url = f"{WEBHOOKS}/{register(scene, receiver.url)['id']}"
+        for body in ({}, {"active": 0}, {"active": "false"}):
+            assert_problem(scene["client"].patch(url, json=body, headers=scene["admin"]), 422, "validation_failed")
+        assert scene["client"].patch(url, json={"active": False}, headers=scene["admin"]).get_json()["active"] is False
+        document = scene["client"].get("/api/v1/openapi.json").get_json()
+        assert document["components"]["schemas"]["EndpointUpdateIn"]["minProperties"] == 1
+
 
 class TestDelivery:
     def test_a_booking_arrives_signed_and_thin(self, scene, receiver):

@@ -1,6 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import JSONBoolean, PageQuery, Schema, UTCDateTime
 from pawmanity.identity import passwords
 from pawmanity.identity.models import ROLES
 
@@ -34,7 +34,9 @@ class AdminUserCreateIn(Schema):
 
 class AdminUserUpdateIn(Schema):
     role = fields.String(validate=validate.OneOf(ROLES))
-    active = fields.Boolean()
+    active = JSONBoolean()
+
+    OPENAPI = {"minProperties": 1}  # not_empty, as the document states it
 
     @validates_schema
     def not_empty(self, data, **kwargs):

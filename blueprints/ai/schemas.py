@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from pawmanity.core.schemas import PageQuery, Schema
+from pawmanity.core.schemas import JSONBoolean, PageQuery, Schema
 from pawmanity.triage.classifier import SPECIES as COVERED_SPECIES
 
 
@@ -73,8 +73,8 @@ class DiagnosisIn(PatientAgeIn):
     patient_id = fields.UUID(required=True)
     symptoms = fields.List(fields.Nested(SymptomIn), required=True, validate=validate.Length(min=1, max=30))
     notes = fields.String(validate=validate.Length(max=2000))
-    store_notes = fields.Boolean(load_default=False, metadata={"description": "Consent to keep the free-text notes "
-                                                                              "in the diagnosis log"})
+    store_notes = JSONBoolean(load_default=False, metadata={"description": "Consent to keep the free-text notes "
+                                                                           "in the diagnosis log"})
 
 
 class RankedConditionOut(Schema):

@@ -1,6 +1,6 @@
 from marshmallow import fields, validate
 
-from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import JSONBoolean, PageQuery, Schema, UTCDateTime
 from pawmanity.notifications.models import NOTIFICATION_CATEGORIES, NOTIFICATION_CHANNELS
 
 
@@ -23,7 +23,7 @@ class ReadAllOut(Schema):
 
 
 def _channels_schema(required):
-    return Schema.from_dict({channel: fields.Boolean(required=required) for channel in NOTIFICATION_CHANNELS},
+    return Schema.from_dict({channel: JSONBoolean(required=required) for channel in NOTIFICATION_CHANNELS},
                             name=f"NotificationChannels{'Out' if required else 'In'}")
 
 
@@ -42,17 +42,25 @@ class VapidKeyOut(Schema):
                        "PushManager.subscribe(); an uncompressed P-256 point, base64url without padding."})
 
 
+# base64url, as PushSubscription.toJSON() gives it (unpadded; padding is tolerated).
+BASE64URL = validate.Regexp("^[A-Za-z0-9_-]+={0,2}$")
+# What push.check_endpoint accepts of a URL's form: https, a host name, no credentials. (Whether the host is a
+# known push service is the deployment's list: 422 `unknown_push_service`.)
+PUSH_ENDPOINT_PATTERN = r"^https://[A-Za-z0-9.-]+(:[0-9]{0,5})?([/?#][^\s]*)?$"
+
+
 class PushKeysIn(Schema):
-    p256dh = fields.String(required=True, validate=validate.Length(min=1, max=100),
+    p256dh = fields.String(required=True, validate=[validate.Length(min=1, max=100), BASE64URL],
                            metadata={"description": "The browser's P-256 public key (base64url)"})
-    auth = fields.String(required=True, validate=validate.Length(min=1, max=32),
+    auth = fields.String(required=True, validate=[validate.Length(min=1, max=32), BASE64URL],
                          metadata={"description": "The 16-byte authentication secret (base64url)"})
 
 
 class PushSubscriptionIn(Schema):
     """What the browser's PushSubscription.toJSON() gives, as it is."""
 
-    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    endpoint = fields.String(required=True, validate=validate.Length(min=1, max=2000),
+                             metadata={"pattern": PUSH_ENDPOINT_PATTERN})
     keys = fields.Nested(PushKeysIn, required=True)
     expirationTime = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0),
                                     metadata={"description": "Ignored: the push service's 404/410 tells us"})

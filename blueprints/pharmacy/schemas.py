@@ -6,8 +6,19 @@ from marshmallow import fields, validate
 from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
 from pawmanity.pharmacy.models import MEDICINE_USES, RESERVATION_STATUSES
 
-CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+# [0-9], not \d (which takes any script's digits): the same pattern as the OpenAPI document's.
+CLOCK_PATTERN = "^([01][0-9]|2[0-3]):[0-5][0-9]$"
+CLOCK = re.compile(CLOCK_PATTERN)
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_OPENINGS_A_DAY = 4
+# validate_hours as JSON Schema. That an opening closes after it opens is the service's refusal
+# (`closes_before_opening`): JSON Schema cannot compare two items of an array.
+OPENING_HOURS_SCHEMA = {
+    "properties": {day: {"type": "array", "maxItems": MAX_OPENINGS_A_DAY, "items": {
+        "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "string", "pattern": CLOCK_PATTERN}}}
+        for day in WEEKDAYS},
+    "additionalProperties": False,
+}
 
 
 # `lat,lon` in decimal degrees within range, as the OpenAPI document tells clients (and Postman) to send it.
@@ -38,20 +49,22 @@ def validate_hours(hours):
     for day, spans in hours.items():
         if day not in WEEKDAYS:
             raise ma.ValidationError(f"Days are {', '.join(WEEKDAYS)}.")
-        if not isinstance(spans, list) or len(spans) > 4:
-            raise ma.ValidationError("Each day is a list of at most 4 [open, close] pairs.")
+        if not isinstance(spans, list) or len(spans) > MAX_OPENINGS_A_DAY:
+            raise ma.ValidationError(f"Each day is a list of at most {MAX_OPENINGS_A_DAY} [open, close] pairs.")
         for span in spans:
-            if (not isinstance(span, list) or len(span) != 2 or not all(isinstance(t, str) and CLOCK.match(t)
-                                                                        for t in span) or span[0] >= span[1]):
-                raise ma.ValidationError('Each opening is ["HH:MM", "HH:MM"], opening before closing.')
+            if not isinstance(span, list) or len(span) != 2 or not all(isinstance(t, str) and CLOCK.match(t)
+                                                                       for t in span):
+                raise ma.ValidationError('Each opening is ["HH:MM", "HH:MM"].')
 
 
 class PharmacyIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=160))
     address = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    opening_hours = fields.Dict(keys=fields.String(), values=fields.Raw(), allow_none=True,
+    # No value field: apispec would write it as additionalProperties over OPENING_HOURS_SCHEMA's.
+    opening_hours = fields.Dict(keys=fields.String(), allow_none=True,
                                 validate=validate_hours,
-                                metadata={"description": 'e.g. {"mon": [["08:00", "19:00"]]}'})
+                                metadata={"description": 'e.g. {"mon": [["08:00", "19:00"]]}; an opening closes '
+                                                         'after it opens', **OPENING_HOURS_SCHEMA})
     latitude = fields.Float(required=True, validate=validate.Range(min=-90, max=90))
     longitude = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
     phone = fields.String(allow_none=True, validate=validate.Length(max=40))

@@ -290,12 +290,28 @@ class ConflictOut(Schema):
 RESOLVABLE = {"patients": PatientUpdate, "medical_records": RecordUpdate}
 
 
+def _resolution(update):
+    """A resolve's `record`: the update's columns, whose id and version are the request's own (any given here are
+    dropped, whatever they are)."""
+    ignored = {"allow_none": True, "load_only": True,
+               "metadata": {"description": "Ignored: the request's `id` and `version` count"}}
+    return type(f"{update.__name__.removesuffix('Update')}Resolution", (update,),
+                {"id": fields.Raw(**ignored), "version": fields.Raw(**ignored)})
+
+
+RESOLUTIONS = {table: _resolution(update) for table, update in RESOLVABLE.items()}
+
+
 class ResolveIn(Schema):
     table = fields.String(required=True, validate=validate.OneOf(RESOLVABLE))
     id = fields.UUID(required=True)
     version = fields.Integer(required=True, validate=validate.Range(min=1, max=2_000_000_000), metadata={
         "description": "The server version your merge started from (a conflict's server_version)"})
     record = fields.Dict(required=True, metadata={"description": "The merged copy: the table's columns"})
+
+    # The record's columns depend on the table (load_record reads it with that table's schema).
+    OPENAPI = {"oneOf": [{"properties": {"table": {"type": "string", "enum": [table]}, "record": resolution}}
+                         for table, resolution in RESOLUTIONS.items()]}
 
     @ma.post_load
     def load_record(self, data, **kwargs):

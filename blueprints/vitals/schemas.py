@@ -152,6 +152,9 @@ class AlertRuleIn(Schema):
                                    metadata={"description": "Resolves once a reading is back past this (hysteresis)"})
     min_duration_seconds = fields.Integer(load_default=0, validate=validate.Range(min=0, max=7 * 86400))
 
+    # A species-wide rule or one patient's override, never both (alerts.create_rule refuses either way).
+    OPENAPI = {"oneOf": [{"required": ["species"]}, {"required": ["patient_id"]}]}
+
 
 class AlertRulePatch(Schema):
     threshold = fields.Float(allow_nan=False)

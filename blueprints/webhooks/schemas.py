@@ -1,6 +1,6 @@
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from pawmanity.core.schemas import PageQuery, Schema, UTCDateTime
+from pawmanity.core.schemas import JSONBoolean, PageQuery, Schema, UTCDateTime
 from pawmanity.webhooks.events import EVENT_TYPES
 from pawmanity.webhooks.models import DELIVERY_STATUSES
 
@@ -26,7 +26,9 @@ class EndpointUpdateIn(Schema):
     url = url_field()
     events = events_field()
     description = fields.String(validate=validate.Length(max=200), allow_none=True)
-    active = fields.Boolean(metadata={"description": "false pauses deliveries; true re-enables a disabled endpoint"})
+    active = JSONBoolean(metadata={"description": "false pauses deliveries; true re-enables a disabled endpoint"})
+
+    OPENAPI = {"minProperties": 1}  # not_empty, as the document states it
 
     @validates_schema
     def not_empty(self, data, **kwargs):

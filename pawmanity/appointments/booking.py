@@ -233,7 +233,9 @@ def _bookable_doctor(doctor_id, patient):
 def _check_start(doctor, start):
     now = utcnow()
     if start <= now:
-        raise InvalidInput("The start is in the past.", errors={"start": ["Must be in the future."]})
+        # Relative to now, which JSON Schema cannot state: a domain refusal with its own code.
+        raise InvalidInput("The start is in the past.", code="start_in_past",
+                           errors={"start": ["Must be in the future."]})
     if start > now + timedelta(days=current_app.config["BOOKING_HORIZON_DAYS"]):
         raise Conflict("That is further ahead than bookings are open.", code="outside_availability")
     if not availability.is_slot_start(doctor, start):

@@ -110,7 +110,8 @@ def archive_patient(actor, patient_id):
 
 def add_weight(actor, patient_id, weight_kg, measured_at):
     if measured_at > utcnow() + timedelta(minutes=5):
-        raise InvalidInput("A weight cannot be measured in the future.",
+        # Relative to now, which JSON Schema cannot state: a domain refusal with its own code.
+        raise InvalidInput("A weight cannot be measured in the future.", code="measured_in_future",
                            errors={"measured_at": ["Must not be in the future."]})
     patient, _ = access.visible_patient(actor, patient_id)
     measurement = _record_weight(patient, weight_kg, measured_at, actor)
@@ -241,14 +242,14 @@ def _token_hash(token):
 def _check_profile(data):
     if data.get("species") == "human":
         if data.get("sex") in NEUTER_STATUSES:
-            raise InvalidInput("Neuter status applies to animals.", errors={"sex": ["Use female, male, intersex "
-                                                                                    "or unknown for a person."]})
+            raise InvalidInput("Neuter status applies to animals.", code="not_for_people",
+                               errors={"sex": ["Use female, male, intersex or unknown for a person."]})
         if data.get("microchip_id"):
-            raise InvalidInput("People do not have microchip ids.",
+            raise InvalidInput("People do not have microchip ids.", code="not_for_people",
                                errors={"microchip_id": ["Only animals have a microchip id."]})
     born = data.get("date_of_birth")
     if born is not None and born > date.today():
-        raise InvalidInput("The date of birth is in the future.",
+        raise InvalidInput("The date of birth is in the future.", code="born_in_future",
                            errors={"date_of_birth": ["Must not be in the future."]})
 
 

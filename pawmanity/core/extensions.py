@@ -9,6 +9,7 @@ from http import HTTPStatus
 
 import flask_smorest
 import jwt as pyjwt
+import marshmallow as ma
 from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin, resolver
 from apispec.ext.marshmallow.common import resolve_schema_cls
@@ -59,16 +60,38 @@ class OneDecodeJWTManager(JWTManager):
 
 class SchemaRulesPlugin(BasePlugin):
     """A rule across fields that a marshmallow schema checks in code (doctor_id xor specialty) is written as JSON
-    Schema in the schema's `OPENAPI` class attribute, and joins its component in the OpenAPI document."""
+    Schema in the schema's `OPENAPI` class attribute, and joins its component in the OpenAPI document. A marshmallow
+    schema class inside the rule stands for its JSON Schema (a `$ref`, or inline when the class says so): the shape of
+    one field may depend on another's value (sync/resolve's `record` on its `table`)."""
+
+    spec = None
+
+    def init_spec(self, spec):
+        super().init_spec(spec)
+        self.spec = spec
 
     def schema_helper(self, name, definition, **kwargs):
         schema = kwargs.get("schema")
-        rules = dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {}))
-        if "oneOf" in rules and "properties" in definition:
-            # Each alternative repeats the properties (which changes nothing it matches): Postman's import builds the
-            # example body from the first alternative alone, and would otherwise send `{}`.
-            rules["oneOf"] = [{"properties": definition["properties"], **alternative} for alternative in rules["oneOf"]]
+        rules = self._resolved(dict(getattr(schema if isinstance(schema, type) else type(schema), "OPENAPI", {})))
+        for alternatives in ("oneOf", "anyOf"):
+            if alternatives in rules and "properties" in definition:
+                # Each alternative repeats the properties (which changes nothing it matches), with its own in place
+                # of the shared ones it narrows: Postman's import builds the example body from the first alternative
+                # alone, and would otherwise send `{}`.
+                rules[alternatives] = [{**alternative, "properties": {**definition["properties"],
+                                                                      **alternative.get("properties", {})}}
+                                       for alternative in rules[alternatives]]
         return rules
+
+    def _resolved(self, rule):
+        if isinstance(rule, type) and issubclass(rule, ma.Schema):
+            converter = next(plugin.converter for plugin in self.spec.plugins if isinstance(plugin, MarshmallowPlugin))
+            return converter.resolve_nested_schema(rule)
+        if isinstance(rule, dict):
+            return {key: self._resolved(value) for key, value in rule.items()}
+        if isinstance(rule, list):
+            return [self._resolved(value) for value in rule]
+        return rule
 
 
 def schema_component_name(schema):

@@ -109,8 +109,26 @@ class UTCDateTime(fields.AwareDateTime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+class JSONBoolean(fields.Boolean):
+    """A boolean in a JSON body: `true` or `false`, nothing else. marshmallow's Boolean also takes 0, 1, "yes",
+    "on"..., which the OpenAPI document's `type: boolean` does not admit, so a client could not know they work and
+    a fuzzer rightly calls their acceptance a schema violation. (A query string is text: its schemas keep
+    fields.Boolean, which reads "true" and "false".)"""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class ProblemSchema(Schema):
     """RFC 9457 problem details, the body of every error response."""
+
+    class Meta:
+        # RFC 9457 3.2: a problem type may add extension members (sync's `table` and `id`, a rate limit's
+        # `retry_after`, ...), which clients ignore when they do not know them. Only dumped, never loaded: this is
+        # what the OpenAPI document says of the body (additionalProperties: true), not a looser input.
+        unknown = ma.INCLUDE
 
     type = fields.String(metadata={"description": "URI naming the kind of problem"})
     title = fields.String(metadata={"description": "HTTP status phrase"})

@@ -162,29 +162,38 @@ def unsubscribe(actor, subscription_id):
 
 
 def check_endpoint(endpoint):
-    parts = urlsplit(endpoint)
+    try:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").lower()
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise _invalid("endpoint", "Use the https:// endpoint of the browser's push subscription.") from None
     allow_http = current_app.config["PUSH_ALLOW_HTTP_ENDPOINTS"]
-    host = (parts.hostname or "").lower()
     if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not host or parts.username \
             or parts.password:
         raise _invalid("endpoint", "Use the https:// endpoint of the browser's push subscription.")
     if not any(host == allowed or host.endswith("." + allowed)
                for allowed in current_app.config["PUSH_SERVICE_HOSTS"]):
-        raise _invalid("endpoint", "This is not the address of a known push service.")
+        # The deployment's list of push services, not something the OpenAPI document can state: its own code.
+        raise InvalidInput("The push subscription is not valid.", code="unknown_push_service",
+                           errors={"endpoint": ["This is not the address of a known push service."]})
 
 
 def _check_keys(keys):
+    # The document states the keys' alphabet (base64url); whether they are a P-256 point and a 16-byte secret is
+    # a domain refusal with its own code.
     p256dh, auth = keys["p256dh"].strip(), keys["auth"].strip()
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), _b64url_decode(p256dh))
     except (ValueError, binascii.Error):
-        raise _invalid("keys.p256dh", "Not a P-256 public key (base64url, uncompressed point).") from None
+        raise InvalidInput("The push subscription is not valid.", code="invalid_push_keys", errors={
+            "keys.p256dh": ["Not a P-256 public key (base64url, uncompressed point)."]}) from None
     try:
         auth_ok = len(_b64url_decode(auth)) == 16
     except (ValueError, binascii.Error):
         auth_ok = False
     if not auth_ok:
-        raise _invalid("keys.auth", "Not a 16-byte authentication secret (base64url).")
+        raise InvalidInput("The push subscription is not valid.", code="invalid_push_keys", errors={
+            "keys.auth": ["Not a 16-byte authentication secret (base64url)."]})
     return p256dh, auth
 
 
