@@ -5,7 +5,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from pawmanity.audit import trail
 from pawmanity.audit.models import AuditEvent
@@ -146,6 +146,30 @@ def test_a_chainer_gives_way_to_a_busy_lock_a_few_times_then_leaves_it_to_the_ho
     monkeypatch.setattr(trail, "BUSY_PAUSE_SECONDS", 0)
     trail.request_chaining()
     assert len(attempts) == trail.BUSY_RETRIES + 1 and not trail._chaining.running
+
+
+def test_a_database_lost_after_the_commit_postpones_sealing_in_one_line(app, monkeypatch, caplog):
+    """The fault test restarts PostgreSQL under writers: a chainer that meets the outage leaves the stored events to
+    the next chainer, saying so in one warning, not a traceback; a bug of its own keeps its traceback."""
+    def database_gone(**_):
+        raise OperationalError("SELECT ...", {}, Exception("server closed the connection unexpectedly"))
+
+    monkeypatch.setattr(trail, "chain_pending", database_gone)
+    with caplog.at_level("WARNING", logger=trail.log.name):
+        trail.request_chaining()
+    assert not trail._chaining.running
+    [line] = [record for record in caplog.records if record.name == trail.log.name]
+    assert "sealing postponed, database unavailable" in line.getMessage() and line.exc_info is None
+
+    def a_bug(**_):
+        raise KeyError("hash")
+
+    monkeypatch.setattr(trail, "chain_pending", a_bug)
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        trail.request_chaining()  # a follow-up's failure is logged, never raised into a request
+    assert not trail._chaining.running
+    assert any(record.exc_info and record.exc_info[0] is KeyError for record in caplog.records)
 
 
 def test_rows_left_unsealed_too_long_are_reported(app):

@@ -19,6 +19,7 @@ SQLite (`make run`, tests without PostgreSQL) serialises writers itself, so ther
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -30,8 +31,11 @@ from sqlalchemy.orm import Session
 
 from pawmanity.audit.models import GENESIS_HASH, AuditEvent
 from pawmanity.core.database import utcnow
+from pawmanity.core.errors import dependency_failure
 from pawmanity.core.extensions import db
 from pawmanity.core.offload import after_response, on_green_loop
+
+log = logging.getLogger(__name__)
 
 # Any constant shared by every chainer; it names the audit chain's advisory lock.
 AUDIT_CHAIN_LOCK = 0x5A3D17
@@ -225,6 +229,14 @@ def _chain_until_idle():
                     break
                 time.sleep(BUSY_PAUSE_SECONDS)  # a green sleep under gevent and eventlet
                 continue
+            except Exception as error:
+                failure = dependency_failure(error)
+                if failure is None:
+                    raise
+                # The database went away after the commit: the events are stored, only their sealing waits, for
+                # the next commit's chainer or the periodic task. One line, as for a request, not a traceback.
+                log.warning("audit chain: sealing postponed, %s unavailable: %s", failure[2], type(error).__name__)
+                break
             with _chaining.lock:
                 # Decided under the lock: a commit now either sees `running` still set (and asked for `again`, seen
                 # here) or finds it cleared and starts a chainer of its own.
