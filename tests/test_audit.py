@@ -66,6 +66,17 @@ def test_admin_lists_the_trail_newest_first_with_filters(client, gen_user, auth)
     assert ranged["total"] == 0
 
 
+@postgres_only  # SQLite seals at commit
+def test_the_admin_list_shows_rows_waiting_for_the_chainer_as_unsealed(client, gen_user, auth):
+    admin = gen_user(role="admin")
+    client.post("/api/v1/auth/login", json={"email": "x@example.com", "password": "wrong password"})
+    [waiting] = client.get("/api/v1/admin/audit?action=auth.login", headers=auth(admin)).get_json()["items"]
+    assert waiting["chain_position"] is None and waiting["hash"] is None and waiting["prev_hash"] is None
+    chain()
+    [sealed] = client.get("/api/v1/admin/audit?action=auth.login", headers=auth(admin)).get_json()["items"]
+    assert sealed["chain_position"] >= 1 and len(sealed["hash"]) == len(sealed["prev_hash"]) == 64
+
+
 def chain(action=None):
     """Seal what is waiting (tests run without the after-commit chainer); the rows in chain order."""
     trail.chain_pending(wait=True)

@@ -55,8 +55,11 @@ class AuditEventOut(Schema):
     outcome = fields.String(required=True)
     ip = fields.String(allow_none=True)
     detail = fields.Dict(allow_none=True)
-    prev_hash = fields.String(required=True)
-    hash = fields.String(required=True)
+    # Null until the chainer seals the row (pawmanity/audit/trail.py), moments after its commit.
+    chain_position = fields.Integer(required=True, allow_none=True,
+                                    metadata={"description": "Place in the hash chain; null until sealed"})
+    prev_hash = fields.String(required=True, allow_none=True)
+    hash = fields.String(required=True, allow_none=True)
 
 
 class AuditQuery(PageQuery):
