@@ -144,10 +144,8 @@ def user_and_revocation(claims):
     user_id = _uuid_or_none(claims.get("sub"))
     if user_id is None:
         return None, False
-    sid = claims.get("sid")
-    row = db.session.execute(_USER_AND_REVOCATION, {
-        "user_id": user_id, "jti_key": f"jti:{claims.get('jti')}", "sid_key": f"sid:{sid}" if sid else None,
-    }).first()
+    jti_key, sid_key = (*_revocation_keys(claims), None)[:2]
+    row = db.session.execute(_USER_AND_REVOCATION, {"user_id": user_id, "jti_key": jti_key, "sid_key": sid_key}).first()
     return (row[0], row[1]) if row else (None, False)
 
 
