@@ -33,7 +33,7 @@ from pawmanity.audit.models import GENESIS_HASH, AuditEvent
 from pawmanity.core.database import utcnow
 from pawmanity.core.errors import dependency_failure
 from pawmanity.core.extensions import db
-from pawmanity.core.offload import after_response, on_green_loop
+from pawmanity.core.offload import after_response, green_loop
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ def request_chaining():
 def _chain_until_idle():
     busy = 0
     try:
-        if on_green_loop():
+        if green_loop():
             # Commits arriving meanwhile join this round: under load one round seals many requests' events.
             time.sleep(current_app.config.get("AUDIT_CHAIN_DELAY_MS", 0) / 1000)
         while True:

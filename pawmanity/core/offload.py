@@ -52,14 +52,14 @@ def run_blocking(function, *args, pool="media", **kwargs):
     if not has_app_context():
         return function(*args, **kwargs)
     config = current_app.config
-    mode = config.get("ASYNC_MODE")
     threads_key, queue_key = POOLS[pool]
     if config[threads_key] == 0:  # the pool turned off: on the loop, as before (bench/loop_bench.py compares)
         return function(*args, **kwargs)
-    if mode == "gevent" and _gevent_patched():
+    loop = green_loop()
+    if loop == "gevent":
         bounded = _gevent_pool(pool, config[threads_key], config[queue_key])
         return bounded.run(function, args, kwargs, retry_after=config.get("DEPENDENCY_RETRY_AFTER_SECONDS", 5))
-    if mode == "eventlet" and _eventlet_patched():
+    if loop == "eventlet":
         from eventlet import tpool
 
         return _unwrap(tpool.execute(_outcome_of, function, args, kwargs))
@@ -89,12 +89,15 @@ class _BoundedGeventPool:
             self.in_flight -= 1
 
 
-def on_green_loop():
-    """True in a worker served by gevent or eventlet (monkey-patched), where a sleep only pauses this greenlet."""
+def green_loop():
+    """"gevent" or "eventlet" in a worker served by that (monkey-patched) event loop, where a sleep only pauses this
+    greenlet; else None (threading mode, the CLI, a prefork Celery worker, no app context)."""
     if not has_app_context():
-        return False
+        return None
     mode = current_app.config.get("ASYNC_MODE")
-    return (mode == "gevent" and _gevent_patched()) or (mode == "eventlet" and _eventlet_patched())
+    if (mode == "gevent" and _gevent_patched()) or (mode == "eventlet" and _eventlet_patched()):
+        return mode
+    return None
 
 
 def after_response(function, *args):
@@ -109,12 +112,12 @@ def after_response(function, *args):
             except Exception:
                 app.logger.exception("follow-up work after the response failed")
 
-    mode = current_app.config.get("ASYNC_MODE")
-    if mode == "gevent" and _gevent_patched():
+    loop = green_loop()
+    if loop == "gevent":
         import gevent
 
         gevent.spawn(follow_up)
-    elif mode == "eventlet" and _eventlet_patched():
+    elif loop == "eventlet":
         import eventlet
 
         eventlet.spawn_n(follow_up)
@@ -125,9 +128,10 @@ def after_response(function, *args):
 def cooperative_stream(stream):
     """`stream`, read in chunks of at most COOPERATIVE_CHUNK bytes with a turn for the other greenlets after each,
     when served by gevent or eventlet; else `stream` itself."""
-    if not on_green_loop():
+    loop = green_loop()
+    if loop is None:
         return stream
-    if current_app.config.get("ASYNC_MODE") == "gevent":
+    if loop == "gevent":
         from gevent import sleep
     else:
         from eventlet import sleep
