@@ -98,12 +98,20 @@ def _append_sealed(session, entries):
     # SQLite takes its one write lock at the first write of a transaction: the unique chain_position and prev_hash
     # refuse the loser of a race between two writers, as they would a second chainer on PostgreSQL.
     position, prev_hash = session.execute(_chain_tail()).first() or (0, GENESIS_HASH)
-    for entry in entries:
-        position += 1
-        row = AuditEvent(**entry, chain_position=position, prev_hash=prev_hash)
-        row.hash = prev_hash = event_hash(row)
-        session.add(row)
+    rows = [AuditEvent(**entry) for entry in entries]
+    for row, link in zip(rows, _links(rows, position, prev_hash)):
+        row.chain_position, row.prev_hash, row.hash = link
+    session.add_all(rows)
     session.flush()
+
+
+def _links(events, position, prev_hash):
+    """(chain position, prev_hash, hash) of each event in turn, extending the chain whose tail is given."""
+    for entry in events:
+        position += 1
+        digest = event_hash(entry, prev_hash=prev_hash)
+        yield position, prev_hash, digest
+        prev_hash = digest
 
 
 @event.listens_for(Session, "after_commit")
@@ -167,18 +175,10 @@ def chain_pending(*, wait=False, batch_size=CHAIN_BATCH):
             rows = conn.execute(_queue(batch_size)).all()
             if not rows:
                 return sealed
-            position, prev_hash = rows[0].tail_position or 0, rows[0].tail_hash or GENESIS_HASH
-            ids, places, prev_hashes, hashes = [], [], [], []
-            for row in rows:
-                position += 1
-                digest = event_hash(row, prev_hash=prev_hash)
-                ids.append(row.id)
-                places.append(position)
-                prev_hashes.append(prev_hash)
-                hashes.append(digest)
-                prev_hash = digest
-            done = conn.execute(_SEAL, {"ids": ids, "places": places, "prev_hashes": prev_hashes,
-                                        "hashes": hashes}).rowcount
+            links = _links(rows, rows[0].tail_position or 0, rows[0].tail_hash or GENESIS_HASH)
+            places, prev_hashes, hashes = (list(column) for column in zip(*links))
+            done = conn.execute(_SEAL, {"ids": [row.id for row in rows], "places": places,
+                                        "prev_hashes": prev_hashes, "hashes": hashes}).rowcount
             if done != len(rows):  # cannot happen under the lock; refuse to leave a gap in the chain if it does
                 raise RuntimeError(f"sealed {done} of {len(rows)} audit rows; the chain was not extended")
         sealed += len(rows)
