@@ -18,8 +18,7 @@ import statistics
 import sys
 import threading
 import time
-import uuid
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,10 +28,10 @@ import socketio as socketio_client
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import harness  # noqa: E402
+from loop_bench import register, sign_in, sign_in_burst  # noqa: E402  (the same accounts and load as the bench)
 
 from tests import socket_probe  # noqa: E402
 
-PASSWORD = "a loop bench password 42"
 METRICS_TOKEN = "loop-probe-metrics-token"
 
 
@@ -77,25 +76,6 @@ def socketio_thread_pinging(base_url, token, interval=0.010):
         stop.set()
         thread.join(30)
         figures.update(round_trips=results.item[0], late=results.item[1])
-
-
-def register(base_url, label):
-    email = f"{label}-{uuid.uuid4().hex[:8]}@example.com"
-    answer = requests.post(f"{base_url}/api/v1/auth/register", timeout=60, json={
-        "email": email, "password": PASSWORD, "full_name": "Loop Probe", "role": "patient"})
-    harness.expect(answer.status_code, answer.text, 201, "register")
-    return email
-
-
-def sign_in(base_url, email):
-    answer = requests.post(f"{base_url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}, timeout=120)
-    harness.expect(answer.status_code, answer.text, 200, "sign in")
-    return answer.json()["access_token"]
-
-
-def sign_in_burst(base_url, emails, count=20):
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return len(list(pool.map(lambda n: sign_in(base_url, emails[n % len(emails)]), range(count))))
 
 
 def lag_buckets(base_url):
