@@ -499,3 +499,31 @@ def test_the_appointment_list_reads_its_histories_with_its_page(client, gen_user
     # One statement reads the page, its total and every history on it; none reads the histories apart.
     reads = [statement for statement in statements if "appointment_events" in statement]
     assert len(reads) == 1 and "count(*) OVER ()" in reads[0], "\n".join(statements)
+
+
+# A chat message, 10 statements before it was counted: the caller and its revocation (1); the consultation, its
+# doctor's account and its guardians (3, now 1); the client_id looked up before storing (1, now only after a
+# refusal); the consultation locked and re-read (1), its count raised and the message inserted (2), now the count
+# taken by one UPDATE ... RETURNING (1) and the message (1); the sender's read mark (1 or 2, now an upsert: 1).
+MESSAGE_STATEMENTS = 5
+
+
+def test_a_chat_message_costs_a_handful_of_statements(client, gen_user, gen_doctor, gen_patient, gen_appointment,
+                                                      auth):
+    owner = gen_user(role="patient")
+    dog = gen_patient(owner)
+    doctor_user, doctor = gen_doctor()
+    appointment = gen_appointment(doctor, dog, next_slot(days=2), status="confirmed")
+    consultation = Consultation(appointment_id=appointment.id, doctor_id=doctor.id, patient_id=dog.id,
+                                started_by=doctor_user.id)
+    db.session.add(consultation)
+    db.session.commit()
+    headers = auth(owner)
+    for number in (1, 2):  # the first creates the sender's read mark, the second moves it
+        db.session.expunge_all()  # nothing loaded beforehand, as in a server's request
+        with counted_statements() as statements:
+            response = client.post(f"/api/v1/consultations/{consultation.id}/messages", headers=headers,
+                                   json={"body": f"message {number}", "client_id": f"c-{number}"})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        assert response.get_json()["seq"] == number
+        assert len(statements) <= MESSAGE_STATEMENTS, "\n".join(statements)

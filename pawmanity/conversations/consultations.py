@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import selectinload
 
 from pawmanity.appointments import booking
@@ -154,17 +154,27 @@ def participant_view(actor, consultation_id, *, lock=False):
     return visible_with_participants(actor, consultation_id, lock=lock)
 
 
+# The consultation and everyone in it in one round trip: a row per guardian, each with the doctor's user id; the
+# outer join keeps the row when no guardian is left. Built once: chat sends run it for every message.
+_WITH_PARTICIPANTS = (
+    select(Consultation, DoctorProfile.user_id, Guardianship.user_id)
+    .join(DoctorProfile, DoctorProfile.id == Consultation.doctor_id)
+    .outerjoin(Guardianship, Guardianship.patient_id == Consultation.patient_id)
+    .where(Consultation.id == bindparam("consultation_id")))
+_WITH_PARTICIPANTS_LOCKED = _WITH_PARTICIPANTS.with_for_update(of=Consultation) \
+    .execution_options(populate_existing=True)
+
+
 def visible_with_participants(actor, consultation_id, *, lock=False, admin_ok=False):
-    """The consultation and its participants' user ids.
+    """The consultation and its participants' user ids (the doctor first, then the guardians).
 
     404 unless the actor takes part or is an admin; an admin gets 403 unless `admin_ok` (administrative steps such
     as ending a stuck consultation): admins do not read or join consultations in passing (see break_glass_read).
     """
-    query = select(Consultation).where(Consultation.id == consultation_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    consultation = db.session.scalar(query)
-    participants = participant_ids(consultation) if consultation is not None else []
+    rows = db.session.execute(_WITH_PARTICIPANTS_LOCKED if lock else _WITH_PARTICIPANTS,
+                              {"consultation_id": consultation_id}).all()
+    consultation = rows[0][0] if rows else None
+    participants = [rows[0][1], *(guardian for _, _, guardian in rows if guardian is not None)] if rows else []
     if consultation is None or not (actor.is_admin or actor.user_id in participants):
         raise access.denied(NotFound("No such consultation."), actor, "consultation", consultation_id)
     if actor.user_id not in participants and not admin_ok:

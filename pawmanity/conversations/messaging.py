@@ -7,16 +7,17 @@ are numbered under a lock on the consultation, so their order is the commit orde
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import case, func, select, update
+from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from pawmanity.audit import trail
 from pawmanity.care.models import Upload
 from pawmanity.conversations import consultations
 from pawmanity.conversations.models import Consultation, Message, ReadReceipt
 from pawmanity.core import live, ratelimits
-from pawmanity.core.database import paginate, utcnow
-from pawmanity.core.errors import Conflict, InvalidInput, NotFound
+from pawmanity.core.database import paginate, upsert_into, utcnow
+from pawmanity.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
 
@@ -24,37 +25,47 @@ from pawmanity.notifications.notifier import notify
 def post_message(actor, consultation_id, *, body, client_id, attachment_ids=(), skip_sid=None):
     """Store a message (or find the one already stored under this client_id). Returns (message, created)."""
     consultation, participants = consultations.visible_with_participants(actor, consultation_id)
-    existing = _by_client_id(consultation.id, actor.user_id, client_id)
-    if existing is not None:
-        return existing, False
+    try:
+        message = _store(actor, consultation, body=body, client_id=client_id, attachment_ids=attachment_ids)
+    except (DomainError, IntegrityError):
+        # A retried send is the common case of a refusal worth a second look: the same client_id stored before
+        # (perhaps on another connection, racing this one), whether or not the consultation has ended since.
+        db.session.rollback()
+        stored = _by_client_id(consultation_id, actor.user_id, client_id)
+        if stored is None:
+            raise
+        return stored, False
+    _advance_receipt(consultation.id, actor.user_id, message.seq)
+    live.emit_to_users("message", serialize(message), participants, namespace=live.CHAT, skip_sid=skip_sid)
+    db.session.commit()
+    return message, True
+
+
+def _store(actor, consultation, *, body, client_id, attachment_ids):
     if not consultation.active:
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
     body = _clean_body(body)
     attachment_ids = _check_attachments(consultation, attachment_ids)
     ratelimits.spend("chat_message", actor.user_id)
-    # Lock the consultation: the next number is taken and committed before anyone else can take one.
-    # populate_existing: the row was loaded above, before the lock; its count must be re-read under the lock.
-    locked = db.session.scalar(select(Consultation).where(Consultation.id == consultation.id).with_for_update()
-                               .execution_options(populate_existing=True))
-    if not locked.active:
+    seq = db.session.scalar(_TAKE_NEXT_SEQ, {"consultation_id": consultation.id})
+    if seq is None:  # ended while this message was on its way
         raise Conflict("This consultation has ended; it takes no new messages.", code="consultation_closed")
-    locked.message_count += 1
-    message = Message(consultation_id=locked.id, seq=locked.message_count, sender_id=actor.user_id,
-                      client_id=client_id, body=body, attachment_ids=attachment_ids or None)
+    set_committed_value(consultation, "message_count", seq)
+    message = Message(consultation_id=consultation.id, seq=seq, sender_id=actor.user_id, client_id=client_id,
+                      body=body, attachment_ids=attachment_ids or None)
     db.session.add(message)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        # The same client_id raced in from another connection of this sender: that one is the message.
-        raced = _by_client_id(consultation.id, actor.user_id, client_id)
-        if raced is None:
-            raise
-        return raced, False
-    _advance_receipt(locked.id, actor.user_id, message.seq)
-    live.emit_to_users("message", serialize(message), participants, namespace=live.CHAT, skip_sid=skip_sid)
-    db.session.commit()
-    return message, True
+    db.session.flush()  # a client_id this sender used before fails here, as an IntegrityError
+    return message
+
+
+# The next number, taken with the row lock that the UPDATE holds until commit: nobody else takes a number in
+# between, so numbers are committed in order and `?after=` never skips one. No number for an ended consultation.
+_consultations = Consultation.__table__
+_TAKE_NEXT_SEQ = (
+    update(_consultations)
+    .where(_consultations.c.id == bindparam("consultation_id"), _consultations.c.ended_at.is_(None))
+    .values(message_count=_consultations.c.message_count + 1)
+    .returning(_consultations.c.message_count))
 
 
 def list_messages(actor, consultation_id, *, after=None, page=1, per_page=100):
@@ -141,11 +152,13 @@ def _by_client_id(consultation_id, sender_id, client_id):
 
 def _advance_receipt(consultation_id, user_id, seq):
     """Move the reader's mark forward (never back), in one statement; create it for a newcomer."""
-    moved = db.session.execute(update(ReadReceipt).where(
-        ReadReceipt.consultation_id == consultation_id, ReadReceipt.user_id == user_id,
-        ReadReceipt.last_read_seq < seq).values(last_read_seq=seq, updated_at=utcnow())).rowcount
-    if not moved and db.session.get(ReadReceipt, (consultation_id, user_id)) is None:
-        db.session.add(ReadReceipt(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq))
+    receipts = ReadReceipt.__table__
+    upsert = upsert_into(receipts).values(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq,
+                                          updated_at=utcnow())
+    db.session.execute(upsert.on_conflict_do_update(
+        index_elements=[receipts.c.consultation_id, receipts.c.user_id],
+        set_={"last_read_seq": upsert.excluded.last_read_seq, "updated_at": upsert.excluded.updated_at},
+        where=receipts.c.last_read_seq < upsert.excluded.last_read_seq))
 
 
 def _check_attachments(consultation, attachment_ids):

@@ -1,11 +1,13 @@
 """What every domain's models and services share about the database: UTC timestamps, id and timestamp mixins,
-side effects that wait for the commit, and the one pagination helper."""
+side effects that wait for the commit, upserts, and the one pagination helper."""
 
 import logging
 import uuid
 from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, TypeDecorator, Uuid, event, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from pawmanity.core.extensions import db
@@ -16,6 +18,13 @@ log = logging.getLogger(__name__)
 
 def utcnow():
     return datetime.now(timezone.utc)
+
+
+def upsert_into(target):
+    """An INSERT that takes ON CONFLICT (DO NOTHING / DO UPDATE), in the dialect of the database in use: PostgreSQL
+    and SQLite spell it alike, but SQLAlchemy builds it from each dialect's own `insert`."""
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[db.session.get_bind().dialect.name]
+    return insert(target)
 
 
 class UTCDateTime(TypeDecorator):

@@ -17,11 +17,9 @@ from datetime import datetime, timedelta, timezone
 from flask import current_app
 from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pawmanity.audit import trail
-from pawmanity.core.database import utcnow
+from pawmanity.core.database import upsert_into, utcnow
 from pawmanity.core.errors import Unauthorized
 from pawmanity.core.extensions import db
 from pawmanity.identity.models import AuthSession, RefreshToken, RevokedToken, User
@@ -162,9 +160,7 @@ def _any_revoked(keys):
 
 def blocklist_add(key, expires_at):
     # Two logouts of one token at once must both succeed: insert, or find it already there.
-    dialect = db.session.get_bind().dialect.name
-    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect]
-    db.session.execute(insert(RevokedToken).values(key=key, expires_at=expires_at)
+    db.session.execute(upsert_into(RevokedToken).values(key=key, expires_at=expires_at)
                        .on_conflict_do_nothing(index_elements=["key"]))
 
 

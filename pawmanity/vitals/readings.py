@@ -21,12 +21,10 @@ from datetime import datetime, timedelta, timezone
 
 from flask import current_app
 from sqlalchemy import BigInteger, Float, cast, delete, func, insert, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pawmanity.audit import trail
 from pawmanity.care import access
-from pawmanity.core.database import utcnow
+from pawmanity.core.database import upsert_into, utcnow
 from pawmanity.core.errors import InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.identity.actor import Actor
@@ -124,8 +122,7 @@ def _upsert(patient_id, source_id, rows, results):
                          Observation.sample_id.in_(sample_ids))).all()}
     existing = {sample_id: version for sample_id, (version, _, _) in stored.items()}
     table = Observation.__table__
-    insert = pg_insert if db.engine.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table)
+    statement = upsert_into(table)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["patient_id", "source_id", "sample_id"],
