@@ -4,6 +4,7 @@ A message is committed before anyone hears of it; the sender's client_id makes a
 are numbered under a lock on the consultation, so their order is the commit order and `?after=` never skips one.
 """
 
+import functools
 from datetime import timedelta
 
 from flask import current_app
@@ -16,7 +17,7 @@ from pawmanity.care.models import Upload
 from pawmanity.conversations import consultations
 from pawmanity.conversations.models import Consultation, Message, ReadReceipt
 from pawmanity.core import live, ratelimits
-from pawmanity.core.database import paginate, upsert_into, utcnow
+from pawmanity.core.database import dialect_name, paginate, upsert_into, utcnow
 from pawmanity.core.errors import Conflict, DomainError, InvalidInput, NotFound
 from pawmanity.core.extensions import db
 from pawmanity.notifications.notifier import notify
@@ -152,13 +153,20 @@ def _by_client_id(consultation_id, sender_id, client_id):
 
 def _advance_receipt(consultation_id, user_id, seq):
     """Move the reader's mark forward (never back), in one statement; create it for a newcomer."""
+    db.session.execute(_advance_receipt_statement(dialect_name()),
+                       {"consultation_id": consultation_id, "user_id": user_id, "last_read_seq": seq,
+                        "updated_at": utcnow()})
+
+
+@functools.cache
+def _advance_receipt_statement(dialect):
+    # Built once per dialect: every chat message runs it, and building its `excluded` alias cost more than sending it.
     receipts = ReadReceipt.__table__
-    upsert = upsert_into(receipts).values(consultation_id=consultation_id, user_id=user_id, last_read_seq=seq,
-                                          updated_at=utcnow())
-    db.session.execute(upsert.on_conflict_do_update(
+    upsert = upsert_into(receipts, dialect)
+    return upsert.on_conflict_do_update(
         index_elements=[receipts.c.consultation_id, receipts.c.user_id],
         set_={"last_read_seq": upsert.excluded.last_read_seq, "updated_at": upsert.excluded.updated_at},
-        where=receipts.c.last_read_seq < upsert.excluded.last_read_seq))
+        where=receipts.c.last_read_seq < upsert.excluded.last_read_seq)
 
 
 def _check_attachments(consultation, attachment_ids):

@@ -20,11 +20,15 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
-def upsert_into(target):
-    """An INSERT that takes ON CONFLICT (DO NOTHING / DO UPDATE), in the dialect of the database in use: PostgreSQL
-    and SQLite spell it alike, but SQLAlchemy builds it from each dialect's own `insert`."""
-    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[db.session.get_bind().dialect.name]
+def upsert_into(target, dialect=None):
+    """An INSERT that takes ON CONFLICT (DO NOTHING / DO UPDATE), in the dialect named or else the one in use:
+    PostgreSQL and SQLite spell it alike, but SQLAlchemy builds it from each dialect's own `insert`."""
+    insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[dialect or dialect_name()]
     return insert(target)
+
+
+def dialect_name():
+    return db.session.get_bind().dialect.name
 
 
 class UTCDateTime(TypeDecorator):
