@@ -241,3 +241,79 @@ def test_clear_of_agrees_with_checking_every_pair(slots, busy):
     expected = [slot for slot in candidates
                 if not any(b_start < slot.end and slot.start < b_end for b_start, b_end in intervals)]
     assert clear_of(candidates, intervals) == expected
+
+
+# Zones with the awkward cases: half-hour shifts (Lord Howe), changes at midnight (Havana, Santiago), a +12:45 offset
+# (Chatham), none at all (Kolkata, UTC).
+GRID_ZONES = ["Europe/London", "America/New_York", "Australia/Lord_Howe", "America/Havana", "America/Santiago",
+              "Pacific/Chatham", "Asia/Kolkata", "UTC"]
+
+
+def _clock_change_days(zone_name):
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    zone, day, days = ZoneInfo(zone_name), date(2025, 1, 1), []
+    while day < date(2027, 1, 1):
+        midnight = datetime.combine(day, datetime.min.time())
+        if midnight.replace(tzinfo=zone).utcoffset() != (midnight + timedelta(days=1)).replace(tzinfo=zone).utcoffset():
+            days.append(day)
+        day += timedelta(days=1)
+    return days or [date(2025, 3, 30)]
+
+
+def _grid_by_converting_every_slot(doctor, start, end):
+    """The slot grid as it was first written: each wall-clock slot converted through the zone on its own."""
+    from zoneinfo import ZoneInfo
+
+    zone, length, step = ZoneInfo(doctor.timezone), timedelta(minutes=doctor.slot_minutes), \
+        doctor.slot_minutes + doctor.buffer_minutes
+    day, starts = start.astimezone(zone).date() - timedelta(days=1), set()
+    while day <= end.astimezone(zone).date():
+        for rule in doctor.rules:
+            minute = rule.start_minute
+            while rule.weekday == day.weekday() and minute + doctor.slot_minutes <= rule.end_minute:
+                wall = datetime.combine(day, datetime.min.time()) + timedelta(minutes=minute)
+                instant = wall.replace(tzinfo=zone).astimezone(timezone.utc)
+                if instant.astimezone(zone).replace(tzinfo=None) == wall and start <= instant \
+                        and instant + length <= end:
+                    starts.add(instant)
+                minute += step
+        day += timedelta(days=1)
+    return sorted(starts)
+
+
+@st.composite
+def grid_cases(draw):
+    from types import SimpleNamespace
+
+    zone = draw(st.sampled_from(GRID_ZONES))
+    day = draw(st.sampled_from(_clock_change_days(zone))) + timedelta(days=draw(st.integers(-1, 1)))
+    # Around the clock (so that every skipped and repeated hour falls in a rule), or a few rules anywhere.
+    rules = [SimpleNamespace(weekday=weekday, start_minute=0, end_minute=1440) for weekday in range(7)]
+    if draw(st.booleans()):
+        rules = []
+        for _ in range(draw(st.integers(1, 4))):
+            start_minute = draw(st.integers(0, 1400))
+            rules.append(SimpleNamespace(weekday=draw(st.integers(0, 6)), start_minute=start_minute,
+                                         end_minute=draw(st.integers(start_minute + 1, 1440))))
+    doctor = SimpleNamespace(timezone=zone, rules=rules, slot_minutes=draw(st.sampled_from([10, 15, 30, 45, 60])),
+                             buffer_minutes=draw(st.sampled_from([0, 5, 15])))
+    start = datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc) + \
+        timedelta(minutes=draw(st.integers(-720, 720)))
+    return doctor, start, start + timedelta(hours=draw(st.integers(1, 72)))
+
+
+@given(grid_cases())
+def test_the_slot_grid_and_a_booking_s_check_agree_with_converting_every_slot(case):
+    """Around every clock change of 2025-2026 in these zones: the grid's shortcut (one offset for a day the clock
+    does not change) and a booking's check of one instant give what converting each slot through the zone gives."""
+    from pawmanity.scheduling.availability import on_slot_grid, slot_grid
+
+    doctor, start, end = case
+    assert [slot.start for slot in slot_grid(doctor, start, end)] == _grid_by_converting_every_slot(doctor, start, end)
+    starts = set(_grid_by_converting_every_slot(doctor, start - timedelta(days=2), end + timedelta(days=2)))
+    instant = start
+    while instant < end:
+        assert on_slot_grid(doctor, instant) == (instant in starts), instant
+        instant += timedelta(minutes=5)

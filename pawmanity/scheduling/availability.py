@@ -39,14 +39,15 @@ def slot_grid(doctor, start, end):
     last_day = end.astimezone(zone).date()
     slots = []
     while day <= last_day:
-        for rule in rules.get(day.weekday(), ()):
-            minute = rule.start_minute
-            while minute + doctor.slot_minutes <= rule.end_minute:
-                wall = datetime.combine(day, time()) + timedelta(minutes=minute)
-                slot_start = _wall_to_utc(wall, zone)
-                if slot_start is not None and start <= slot_start and slot_start + length <= end:
-                    slots.append(Slot(slot_start, slot_start + length))
-                minute += step
+        day_rules = rules.get(day.weekday())
+        if day_rules:
+            midnight = datetime.combine(day, time())
+            to_utc = _wall_clock_of(midnight, zone)
+            for rule in day_rules:
+                for minute in range(rule.start_minute, rule.end_minute - doctor.slot_minutes + 1, step):
+                    slot_start = to_utc(midnight + timedelta(minutes=minute))
+                    if slot_start is not None and start <= slot_start and slot_start + length <= end:
+                        slots.append(Slot(slot_start, slot_start + length))
         day += timedelta(days=1)
     return sorted(set(slots))
 
@@ -84,11 +85,23 @@ def _merged(intervals):
 
 def is_slot_start(doctor, start):
     """Whether `start` begins a slot of the rules (taken or not) and is clear of time off."""
-    length = timedelta(minutes=doctor.slot_minutes)
-    candidates = slot_grid(doctor, start - timedelta(minutes=1), start + length + timedelta(minutes=1))
-    if Slot(start, start + length) not in candidates:
+    return on_slot_grid(doctor, start) and \
+        not _time_off_overlaps(doctor.id, start, start + timedelta(minutes=doctor.slot_minutes))
+
+
+def on_slot_grid(doctor, start):
+    """Whether `start` is in slot_grid(doctor, ...), decided from its own wall-clock time rather than by laying out
+    the days around it: a booking asks this of one instant."""
+    zone = ZoneInfo(doctor.timezone)
+    wall = start.astimezone(zone).replace(tzinfo=None, fold=0)
+    # Not a wall-clock time that maps back to this instant: the second pass of an hour repeated in autumn.
+    if wall.second or wall.microsecond or _wall_to_utc(wall, zone) != start:
         return False
-    return not _time_off_overlaps(doctor.id, start, start + length)
+    minute = wall.hour * 60 + wall.minute
+    step = doctor.slot_minutes + doctor.buffer_minutes
+    return any(rule.weekday == wall.weekday() and rule.start_minute <= minute
+               and minute + doctor.slot_minutes <= rule.end_minute and (minute - rule.start_minute) % step == 0
+               for rule in doctor.rules)
 
 
 def busy_intervals(doctor_id, start, end, *, exclude_appointment_id=None):
@@ -115,3 +128,13 @@ def _wall_to_utc(wall, zone):
     if as_utc.astimezone(zone).replace(tzinfo=None) != wall:
         return None
     return as_utc
+
+
+def _wall_clock_of(midnight, zone):
+    """wall time -> UTC instant (or None) for the day starting at `midnight`. On a day whose UTC offset is the same
+    at both ends, as on all but a day or two a year, the clock changes nowhere in between: every wall time is that
+    offset away, one subtraction instead of three conversions through the zone."""
+    offset = midnight.replace(tzinfo=zone).utcoffset()
+    if (midnight + timedelta(days=1)).replace(tzinfo=zone).utcoffset() != offset:
+        return lambda wall: _wall_to_utc(wall, zone)
+    return lambda wall: (wall - offset).replace(tzinfo=UTC)
