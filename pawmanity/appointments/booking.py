@@ -22,7 +22,7 @@ from pawmanity.core.extensions import db
 from pawmanity.identity.models import User
 from pawmanity.notifications.notifier import notify
 from pawmanity.scheduling import availability, doctors
-from pawmanity.scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentEvent, DoctorProfile
+from pawmanity.scheduling.models import ACTIVE_STATUSES, Appointment, AppointmentEvent
 
 EARLIEST_WINDOW = timedelta(days=7)
 
@@ -218,8 +218,7 @@ def relation_to(actor, appointment):
 
 
 def _bookable_doctor(doctor_id, patient):
-    # With its account (bookable() asks whether it is active) in the same query.
-    doctor = db.session.get(DoctorProfile, doctor_id, options=[joinedload(DoctorProfile.user)])
+    doctor = doctors.load_profile(doctor_id)
     if doctor is None:
         raise NotFound("No such doctor.", code="doctor_not_found")
     if not doctors.bookable(doctor):

@@ -39,7 +39,9 @@ def notify(user_ids, kind, *, title, body=None, data=None):
     if not recipients:
         return []
     category = category_of(kind)
-    wanted = preferences_for(recipients)
+    emailed = kind in EMAILED_KINDS
+    # For an e-mailed kind the recipients' accounts come with their preferences, in one statement.
+    wanted, accounts = _preferences_and_accounts(recipients) if emailed else (preferences_for(recipients), [])
     created = []
     for user_id in recipients:
         if wanted[user_id][(category, "in_app")]:
@@ -52,11 +54,9 @@ def notify(user_ids, kind, *, title, body=None, data=None):
                                room=live.user_room(notification.user_id))
     queue_pushes([user_id for user_id in recipients if wanted[user_id][(category, "push")]], category,
                  {notification.user_id: notification.id for notification in created})
-    if kind in EMAILED_KINDS:
-        # Whole users: the address is decrypted from its row (core/encryption/fields.py).
-        for user in db.session.scalars(select(User).where(User.id.in_(recipients), User.active.is_(True))):
-            if wanted[user.id][(category, "email")]:
-                queue_email(user.email, title, body or title)
+    for user in accounts:
+        if user.active and wanted[user.id][(category, "email")]:
+            queue_email(user.email, title, body or title)
     return created
 
 
@@ -78,6 +78,21 @@ def preferences_for(user_ids):
     for row in rows:
         found[row.user_id][(row.category, row.channel)] = row.enabled
     return found
+
+
+def _preferences_and_accounts(user_ids):
+    """preferences_for(user_ids), and the users themselves (whole: the address is decrypted from its row, see
+    core/encryption/fields.py): each user's row once per preference it set, or once with none."""
+    found = {user_id: dict(DEFAULTS) for user_id in user_ids}
+    accounts = {}
+    for user, preference in db.session.execute(
+            select(User, NotificationPreference).outerjoin(NotificationPreference,
+                                                           NotificationPreference.user_id == User.id)
+            .where(User.id.in_(user_ids))):
+        accounts[user.id] = user
+        if preference is not None:
+            found[user.id][(preference.category, preference.channel)] = preference.enabled
+    return found, list(accounts.values())
 
 
 def serialize(notification):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 
 from pawmanity.core.database import utcnow
 from pawmanity.core.extensions import db
@@ -112,8 +112,8 @@ def busy_intervals(doctor_id, start, end, *, exclude_appointment_id=None):
         appointments = appointments.where(Appointment.id != exclude_appointment_id)
     time_off = select(TimeOff.start_at, TimeOff.end_at).where(
         TimeOff.doctor_id == doctor_id, TimeOff.start_at < end, TimeOff.end_at > start)
-    return [tuple(row) for row in db.session.execute(appointments)] + \
-        [tuple(row) for row in db.session.execute(time_off)]
+    # One round trip for both kinds of busy time.
+    return [tuple(row) for row in db.session.execute(union_all(appointments, time_off))]
 
 
 def _time_off_overlaps(doctor_id, start, end):
