@@ -50,6 +50,10 @@ PENDING = "pawmanity.audit"
 UNSEALED = "pawmanity.audit.unsealed"
 
 _table = AuditEvent.__table__
+# Inline: the id comes from the column's default in the statement itself, not from a RETURNING or a nextval
+# beforehand (nobody reads it back), so this is the request's one audit statement for any number of events. Built
+# once: every audited request runs it.
+_INSERT_UNSEALED = insert(_table).inline()
 
 
 def record(action, actor, *, object_type=None, object_id=None, outcome=SUCCESS, detail=None):
@@ -86,9 +90,7 @@ def _append_pending(session):
     if not entries:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # Inline: the id comes from the column's default in the statement itself, not from a RETURNING or a nextval
-        # beforehand (nobody reads it back), so this is the request's one audit statement for any number of events.
-        session.execute(insert(_table).inline(), entries)
+        session.execute(_INSERT_UNSEALED, entries)
         session.info[UNSEALED] = True
     else:
         _append_sealed(session, entries)
