@@ -38,6 +38,7 @@ from pawmanity.core.headers import register_security_headers
 from pawmanity.core.live import register_namespace, serve_asyncapi
 from pawmanity.core.observability import init_observability
 from pawmanity.core.plugins import load_plugins
+from pawmanity.core.pool import FairQueuePool
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace
@@ -81,6 +82,7 @@ def configure(app, config_name, settings):
         connect_args.setdefault("connect_timeout", app.config["DB_CONNECT_TIMEOUT_SECONDS"])
         connect_args.setdefault("options", f"-c statement_timeout={app.config['DB_STATEMENT_TIMEOUT_MS']}")
         options["connect_args"] = connect_args
+        options.setdefault("poolclass", FairQueuePool)  # waiters for a connection served in arrival order
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     check_secrets(app.config)
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
