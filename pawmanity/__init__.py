@@ -19,6 +19,7 @@ from pawmanity.core import (
     ratelimits,  # noqa: F401  (registers the limiter's request filter)
 )
 from pawmanity.core.api import BoundedJSONRequest, locate_created, require_json_bodies
+from pawmanity.core.database import FairQueuePool
 from pawmanity.core.encryption import fields as field_encryption
 from pawmanity.core.errors import ProblemOnEscape, register_error_handlers
 from pawmanity.core.extensions import (
@@ -38,7 +39,6 @@ from pawmanity.core.headers import register_security_headers
 from pawmanity.core.live import register_namespace, serve_asyncapi
 from pawmanity.core.observability import init_observability
 from pawmanity.core.plugins import load_plugins
-from pawmanity.core.pool import FairQueuePool
 from pawmanity.identity import accounts
 from pawmanity.identity.security import register_jwt_callbacks
 from pawmanity.identity.sockets import AuthenticatedNamespace

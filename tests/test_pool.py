@@ -8,7 +8,7 @@ import time
 import pytest
 from sqlalchemy import create_engine, exc, text
 
-from pawmanity.core.pool import FairQueue, FairQueuePool
+from pawmanity.core.database import FairQueue, FairQueuePool
 from tests.support import postgres_only
 
 
