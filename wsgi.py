@@ -16,6 +16,11 @@ if os.environ.get("PAWMANITY_ASYNC_MODE") == "eventlet":
     eventlet.monkey_patch()
     # psycopg 3 must wait with select() under eventlet's green sockets.
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
+elif "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("select"):
+    # Under gunicorn's gevent worker psycopg would wait with poll(), which gevent emulates with a new poll object and
+    # watchers at every wait; its select() is leaner: 31 against 52 us of CPU per `SELECT 1` round trip, a chat
+    # message makes about ten. (Set before psycopg is imported, which picks its wait function once.)
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 from pawmanity import ConfigurationError, create_app, warm_up  # noqa: E402
 from pawmanity.core.extensions import socketio  # noqa: E402
