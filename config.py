@@ -87,13 +87,15 @@ class Config:
         "hide_parameters": True,
         "pool_pre_ping": os.environ.get("PAWMANITY_DB_PRE_PING", "true").lower() == "true",
         "pool_recycle": 1800,
-        # A gevent worker runs many requests and socket events at once, and an overflow connection is closed as soon
-        # as it is returned: a pool smaller than the usual concurrency opens and closes a connection (a PostgreSQL
-        # backend) per event. With 10 kept, chat_bench at 200 clients spent 8.3 s of the machine's CPU outside the
-        # app in 20 s and reached p99 344 ms; with 20 kept, 1.6 s and about 100 ms. Two workers and the task worker
-        # stay under PostgreSQL's default max_connections (100) at 3 x 30.
+        # No overflow. QueuePool closes an overflow connection as soon as it is returned, so in a burst the worker
+        # opened and closed a PostgreSQL backend per event; that made every event slower, more of them piled up, and
+        # more overflow was opened: chat_bench (200 clients) caught the worker in such spells, 40-70 messages in
+        # hand at once, each taking 200 ms. Twenty kept connections, then a first-come-first-served wait
+        # (FairQueuePool) for a free one. Delivery p99 of chat_bench's lean probe: 10 kept + 20 overflow, 344 ms
+        # (the crowd's, before the probe); 20 + 10, 90-185 ms over three runs; 30 + 0, 96-133 ms; 20 + 0, 62-96 ms
+        # over four. booking_bench (50 clients) at 20 + 0: the same throughput, no 5xx.
         "pool_size": _env_int("PAWMANITY_DB_POOL_SIZE", 20),
-        "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 10),
+        "max_overflow": _env_int("PAWMANITY_DB_POOL_OVERFLOW", 0),
         # A request waits this long for a free connection, then gets 503 database_busy instead of hanging.
         "pool_timeout": _env_int("PAWMANITY_DB_POOL_TIMEOUT_SECONDS", 5),
     }
