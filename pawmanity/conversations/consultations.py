@@ -44,10 +44,11 @@ def start(actor, appointment_id):
                                 patient_id=appointment.patient_id, started_by=actor.user_id, started_at=now)
     db.session.add(consultation)
     db.session.flush()
-    for user_id in participant_ids(consultation):
+    participants = participant_ids(consultation)
+    for user_id in participants:
         db.session.add(ReadReceipt(consultation_id=consultation.id, user_id=user_id))
     trail.record("consultation.start", actor, object_type="consultation", object_id=consultation.id)
-    notify([user_id for user_id in participant_ids(consultation) if user_id != actor.user_id],
+    notify([user_id for user_id in participants if user_id != actor.user_id],
            "consultation.started", title="Your consultation has started",
            data={"consultation_id": str(consultation.id)})
     consultation_changed.send(consultation, event="started")
@@ -94,7 +95,7 @@ def break_glass_read(actor, consultation_id, *, reason):
 
 def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
     """Close the consultation; the summary, diagnosis and prescriptions join the patient's medical history."""
-    consultation = visible(actor, consultation_id, lock=True, admin_ok=True)
+    consultation, participants = visible_with_participants(actor, consultation_id, lock=True, admin_ok=True)
     if not (actor.is_admin or consultation.doctor.user_id == actor.user_id):
         raise Forbidden("Only the consultation's doctor can end it.")
     if not consultation.active:
@@ -127,18 +128,34 @@ def end(actor, consultation_id, *, summary, diagnosis=None, prescriptions=()):
     trail.record("consultation.end", actor, object_type="consultation", object_id=consultation.id,
                  detail={"records": [str(entry.id) for entry in entries]})
     # The notification says that a summary exists, not what it says.
-    notify(booking.guardian_ids(consultation.patient_id), "consultation.ended",
-           title="Your consultation summary is ready", data={"consultation_id": str(consultation.id)})
-    live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participant_ids(consultation),
-                       namespace=live.CHAT)
+    guardians = participants[1:]  # the doctor comes first
+    notify(guardians, "consultation.ended", title="Your consultation summary is ready",
+           data={"consultation_id": str(consultation.id)})
+    live.emit_to_users("ended", {"consultation_id": str(consultation.id)}, participants, namespace=live.CHAT)
     consultation_changed.send(consultation, event="ended")
     db.session.commit()
     return consultation
 
 
+# The consultation and everyone in it in one round trip: a row per guardian, each with the doctor's user id; the
+# outer join keeps the row when no guardian is left. Built once: chat sends run it for every message.
+_WITH_PARTICIPANTS = (
+    select(Consultation, DoctorProfile.user_id, Guardianship.user_id)
+    .join(DoctorProfile, DoctorProfile.id == Consultation.doctor_id)
+    .outerjoin(Guardianship, Guardianship.patient_id == Consultation.patient_id)
+    .where(Consultation.id == bindparam("consultation_id")))
+_WITH_PARTICIPANTS_LOCKED = _WITH_PARTICIPANTS.with_for_update(of=Consultation) \
+    .execution_options(populate_existing=True)
+
+
 def participant_ids(consultation):
-    doctor_user_id = db.session.scalar(select(DoctorProfile.user_id).where(DoctorProfile.id == consultation.doctor_id))
-    return [doctor_user_id, *booking.guardian_ids(consultation.patient_id)]
+    """The doctor's user id, then the guardians'."""
+    return _participants(db.session.execute(_WITH_PARTICIPANTS, {"consultation_id": consultation.id}).all())
+
+
+def _participants(rows):
+    """Participants from _WITH_PARTICIPANTS' rows (a row per guardian, or one with none)."""
+    return [rows[0][1], *(guardian for _, _, guardian in rows if guardian is not None)] if rows else []
 
 
 def is_participant(user_id, consultation):
@@ -154,17 +171,6 @@ def participant_view(actor, consultation_id, *, lock=False):
     return visible_with_participants(actor, consultation_id, lock=lock)
 
 
-# The consultation and everyone in it in one round trip: a row per guardian, each with the doctor's user id; the
-# outer join keeps the row when no guardian is left. Built once: chat sends run it for every message.
-_WITH_PARTICIPANTS = (
-    select(Consultation, DoctorProfile.user_id, Guardianship.user_id)
-    .join(DoctorProfile, DoctorProfile.id == Consultation.doctor_id)
-    .outerjoin(Guardianship, Guardianship.patient_id == Consultation.patient_id)
-    .where(Consultation.id == bindparam("consultation_id")))
-_WITH_PARTICIPANTS_LOCKED = _WITH_PARTICIPANTS.with_for_update(of=Consultation) \
-    .execution_options(populate_existing=True)
-
-
 def visible_with_participants(actor, consultation_id, *, lock=False, admin_ok=False):
     """The consultation and its participants' user ids (the doctor first, then the guardians).
 
@@ -173,8 +179,7 @@ def visible_with_participants(actor, consultation_id, *, lock=False, admin_ok=Fa
     """
     rows = db.session.execute(_WITH_PARTICIPANTS_LOCKED if lock else _WITH_PARTICIPANTS,
                               {"consultation_id": consultation_id}).all()
-    consultation = rows[0][0] if rows else None
-    participants = [rows[0][1], *(guardian for _, _, guardian in rows if guardian is not None)] if rows else []
+    consultation, participants = (rows[0][0] if rows else None), _participants(rows)
     if consultation is None or not (actor.is_admin or actor.user_id in participants):
         raise access.denied(NotFound("No such consultation."), actor, "consultation", consultation_id)
     if actor.user_id not in participants and not admin_ok:
