@@ -112,23 +112,11 @@ def chat_every(base_url, sender_token, receiver_token, consultation_id, interval
 def chatting(base_url, room, interval=CHAT_INTERVAL):
     """The chat pair in a process of its own; yields a dict that holds, once the block ends, "latencies" (seconds)
     and "sent"."""
-    context = multiprocessing.get_context("spawn")
-    ready, stop, results = context.Event(), context.Event(), context.Queue()
     doctor, guardian = room["members"][:2]
-    process = context.Process(target=chat_every, daemon=True, args=(
-        base_url, doctor["token"], guardian["token"], room["consultation_id"], interval, ready, stop, results))
-    process.start()
-    while not ready.wait(0.05):
-        if not process.is_alive():
-            raise harness.BenchError(f"the chat process exited ({process.exitcode}) before its first message")
-    figures = {}
-    try:
+    with socket_probe.run_in_process(
+            chat_every, (base_url, doctor["token"], guardian["token"], room["consultation_id"], interval),
+            ("latencies", "sent"), "chat", failure=harness.BenchError) as figures:
         yield figures
-    finally:
-        stop.set()
-        latencies, sent = results.get(timeout=60)
-        process.join(timeout=30)
-        figures.update(latencies=latencies, sent=sent)
 
 
 # --- the load (in a niced process of its own) ----------------------------------------------------------------------
@@ -290,7 +278,7 @@ def run(args, stack):
             print(f"{label:<12} stall x{count:<3} longest {longest:6.1f} ms  {activity}")
     ratio = results["offloaded"]["sign-ins/s"] / results["on the loop"]["sign-ins/s"]
     print(f"sign-ins/s offloaded / on the loop: {ratio:.2f}")
-    print(f"/proc/loadavg: {Path('/proc/loadavg').read_text().strip()} on {os.cpu_count()} cores")
+    print(f"after the runs: {harness.machine_load()}")
     return True
 
 

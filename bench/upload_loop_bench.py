@@ -118,7 +118,7 @@ def run(args, stack):
     for label, figures in (("alone", single), ("burst", burst)):
         turns = ", ".join(f"{entry['held_ms']:.0f}/{entry['cpu_ms']:.0f}" for entry in figures["entries"])
         print(f"{label} upload turns held/cpu ms: {turns or 'none'}; other stalls logged: {figures['others']}")
-    print(f"/proc/loadavg: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"after the runs: {harness.machine_load()}")
     return True
 
 

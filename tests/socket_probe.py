@@ -122,20 +122,30 @@ def ping_every(base_url, token, interval, ready, stop, results):
 
 @contextmanager
 def pinging(base_url, token, interval=0.010, target=ping_every):
-    """Ping from a process of its own (spawned: no copy of the caller's threads or heap); yields a dict that holds,
-    once the block ends, "round_trips" and "late" (seconds)."""
+    """Ping from a process of its own; yields a dict that holds, once the block ends, "round_trips" and "late"
+    (seconds)."""
+    with run_in_process(target, (base_url, token, interval), ("round_trips", "late"), "pinger") as figures:
+        yield figures
+
+
+@contextmanager
+def run_in_process(target, args, names, what, failure=RuntimeError):
+    """Run `target(*args, ready, stop, results)` in a process of its own (spawned: no copy of the caller's threads
+    or heap) for the block, which starts once the target set `ready`, so it measures the probe at work, not its
+    start. Yields a dict that holds, once the block ends, `names` paired with the tuple the target put in
+    `results` after `stop` was set."""
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
-    process = context.Process(target=target, args=(base_url, token, interval, ready, stop, results), daemon=True)
+    process = context.Process(target=target, args=(*args, ready, stop, results), daemon=True)
     process.start()
-    figures = {}
-    while not ready.wait(0.05):  # the block measures the pinger at work, not its start
+    while not ready.wait(0.05):
         if not process.is_alive():
-            raise RuntimeError(f"the pinger process exited ({process.exitcode}) before its first round trip")
+            raise failure(f"the {what} process exited ({process.exitcode}) before it was ready")
+    figures = {}
     try:
         yield figures
     finally:
         stop.set()
-        round_trips, late = results.get(timeout=30)
+        values = results.get(timeout=60)
         process.join(timeout=30)
-        figures.update(round_trips=round_trips, late=late)
+        figures.update(zip(names, values))
