@@ -168,12 +168,9 @@ def percentiles(samples):
 
 
 def loop_metrics(base_url):
-    text = requests.get(f"{base_url}/api/v1/metrics", timeout=10,
-                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
-    count = float(re.search(r"^pawmanity_event_loop_lag_seconds_count (\S+)$", text, re.M).group(1))
-    over = count - float(re.search(r'pawmanity_event_loop_lag_seconds_bucket\{le="0.03"\} (\S+)', text).group(1))
-    stalls = float(re.search(r"^pawmanity_event_loop_stalls_total (\S+)$", text, re.M).group(1))
-    return int(count), int(over), int(stalls)
+    """(loop wake-ups, those more than 30 ms late, stalls logged) so far."""
+    buckets, total, stalls = socket_probe.loop_metrics(base_url, METRICS_TOKEN)
+    return int(total), int(total - buckets[0.03]), int(stalls)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ client's scheduling delay, which the server cannot cause), and the worker's loop
 import argparse
 import multiprocessing
 import os
-import re
 import statistics
 import sys
 import threading
@@ -22,7 +21,6 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
 import socketio as socketio_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -79,11 +77,7 @@ def socketio_thread_pinging(base_url, token, interval=0.010):
 
 
 def lag_buckets(base_url):
-    text = requests.get(f"{base_url}/api/v1/metrics", timeout=10,
-                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
-    buckets = {float(le): float(n) for le, n in
-               re.findall(r'pawmanity_event_loop_lag_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)', text)}
-    total = float(re.search(r"^pawmanity_event_loop_lag_seconds_count (\S+)$", text, re.M).group(1))
+    buckets, total, _ = socket_probe.loop_metrics(base_url, METRICS_TOKEN)
     return buckets, total
 
 

@@ -13,9 +13,11 @@ own (`run_in_process`), so that nothing else in that process takes the GIL or th
 
 import json
 import multiprocessing
+import re
 import time
 from contextlib import contextmanager
 
+import requests
 import websocket
 
 
@@ -149,3 +151,14 @@ def run_in_process(target, args, names, what, failure=RuntimeError):
         values = results.get(timeout=60)
         process.join(timeout=30)
         figures.update(zip(names, values))
+
+
+def loop_metrics(base_url, token):
+    """The worker's loop monitor as /api/v1/metrics shows it: ({bucket bound: wake-ups at most that late}, wake-ups,
+    stalls logged)."""
+    text = requests.get(f"{base_url}/api/v1/metrics", timeout=10, headers={"Authorization": f"Bearer {token}"}).text
+    buckets = {float(le): float(count) for le, count in
+               re.findall(r'pawmanity_event_loop_lag_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)', text)}
+    stalls = float(re.search(r"^pawmanity_event_loop_stalls_total ([0-9.e+]+)$", text, re.M).group(1))
+    total = float(re.search(r"^pawmanity_event_loop_lag_seconds_count ([0-9.e+]+)$", text, re.M).group(1))
+    return buckets, total, stalls

@@ -10,7 +10,6 @@ import io
 import json
 import multiprocessing
 import os
-import re
 import statistics
 import time
 import uuid
@@ -67,13 +66,7 @@ def sign_in(base_url, email):
 
 
 def loop_metrics(base_url):
-    text = requests.get(f"{base_url}/api/v1/metrics", timeout=10,
-                        headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).text
-    buckets = {float(le): float(count) for le, count in
-               re.findall(r'pawmanity_event_loop_lag_seconds_bucket\{le="([0-9.e+-]+)"\} ([0-9.e+]+)', text)}
-    stalls = float(re.search(r"^pawmanity_event_loop_stalls_total ([0-9.e+]+)$", text, re.M).group(1))
-    total = float(re.search(r"^pawmanity_event_loop_lag_seconds_count ([0-9.e+]+)$", text, re.M).group(1))
-    return buckets, total, stalls
+    return socket_probe.loop_metrics(base_url, METRICS_TOKEN)
 
 
 ROUNDS = 3  # each load is measured three times; the median round decides, as a benchmark would (2 shared cores)
